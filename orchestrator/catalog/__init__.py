@@ -1,0 +1,94 @@
+"""The state store behind one small interface (SQLite by default).
+
+The engine only sees `Catalog`; a PostgreSQL catalog shared by a fleet of hosts
+implements the same protocol later without the engine changing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from orchestrator.events import Event
+
+OUTCOMES = ("running", "success", "partial", "failed", "cancelled", "interrupted")
+GOOD_OUTCOMES = ("success", "partial")
+
+
+@dataclass
+class RunRecord:
+    """One run of one operation on one target, from start to outcome."""
+
+    id: str
+    kind: str  # backup | restore
+    policy: str
+    target: str
+    started_at: datetime
+    host: str
+    pid: int
+    asked_level: str | None = None
+    level: str | None = None
+    level_reason: str = ""
+    slot_key: str | None = None
+    outcome: str = "running"
+    finished_at: datetime | None = None
+    snapshot_id: str | None = None
+    files_new: int | None = None
+    files_changed: int | None = None
+    files_total: int | None = None
+    bytes_added: int | None = None
+    bytes_total: int | None = None
+    seconds: float | None = None
+    error_kind: str | None = None
+    message: str = ""
+
+
+class Catalog(Protocol):
+    def start_run(self, run: RunRecord) -> None:
+        """Record a run before it starts, so a crash mid-run is found on the next start."""
+
+    def finish_run(self, run: RunRecord) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def runs(
+        self,
+        policy: str | None = None,
+        target: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest first."""
+
+    def newest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        level: str | None = None,
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None: ...
+
+    def recover_interrupted(
+        self, host: str, is_alive: Callable[[int], bool], now: datetime
+    ) -> list[RunRecord]:
+        """Mark runs left 'running' by a dead process of this host as interrupted."""
+
+    def add_event(self, event: Event) -> None: ...
+
+    def events(self, limit: int = 50) -> list[Event]: ...
+
+    def close(self) -> None: ...
+
+
+class CatalogEventSink:
+    """Records every engine event in the catalog until tickets and audit subscribe."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def publish(self, event: Event) -> None:
+        self.catalog.add_event(event)

@@ -1,0 +1,211 @@
+"""The default catalog: one SQLite file in WAL mode, schema migrated on open."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+
+from orchestrator.catalog import GOOD_OUTCOMES, RunRecord
+from orchestrator.errors import OrchestratorError
+from orchestrator.events import Event
+
+# Append only: each entry moves the schema one version forward.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        target TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        asked_level TEXT,
+        level TEXT,
+        level_reason TEXT NOT NULL DEFAULT '',
+        slot_key TEXT,
+        outcome TEXT NOT NULL,
+        finished_at TEXT,
+        snapshot_id TEXT,
+        files_new INTEGER,
+        files_changed INTEGER,
+        files_total INTEGER,
+        bytes_added INTEGER,
+        bytes_total INTEGER,
+        seconds REAL,
+        error_kind TEXT,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX runs_by_policy ON runs (policy, target, kind, started_at);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        time TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        policy TEXT,
+        target TEXT,
+        run_id TEXT,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+_RUN_FIELDS = [f.name for f in fields(RunRecord)]
+_TIME_FIELDS = {"started_at", "finished_at"}
+
+
+def _to_row(run: RunRecord) -> dict[str, object]:
+    row = {name: getattr(run, name) for name in _RUN_FIELDS}
+    for name in _TIME_FIELDS:
+        if row[name] is not None:
+            row[name] = row[name].isoformat()  # type: ignore[union-attr]
+    return row
+
+
+def _from_row(row: sqlite3.Row) -> RunRecord:
+    values = {name: row[name] for name in _RUN_FIELDS}
+    for name in _TIME_FIELDS:
+        if values[name] is not None:
+            values[name] = datetime.fromisoformat(values[name])
+    return RunRecord(**values)
+
+
+class SqliteCatalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise OrchestratorError(f"catalog {path}: cannot open: {exc}") from None
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise OrchestratorError(
+                f"catalog {self.path} has schema {version}, newer than this orchestrator "
+                f"knows ({len(MIGRATIONS)}): upgrade the orchestrator"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def start_run(self, run: RunRecord) -> None:
+        row = _to_row(run)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        self.db.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", row)
+
+    def finish_run(self, run: RunRecord) -> None:
+        row = _to_row(run)
+        sets = ", ".join(f"{c} = :{c}" for c in row if c != "id")
+        self.db.execute(f"UPDATE runs SET {sets} WHERE id = :id", row)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def runs(
+        self,
+        policy: str | None = None,
+        target: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        where, params = _filters(policy=policy, target=target, kind=kind)
+        sql = f"SELECT * FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        return [_from_row(r) for r in self.db.execute(sql, [*params, limit])]
+
+    def newest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        level: str | None = None,
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None:
+        where, params = _filters(policy=policy, target=target, kind=kind, level=level)
+        marks = ", ".join("?" for _ in outcomes)
+        sql = (
+            f"SELECT * FROM runs {where} AND outcome IN ({marks}) "
+            "ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        )
+        row = self.db.execute(sql, [*params, *outcomes]).fetchone()
+        return _from_row(row) if row else None
+
+    def recover_interrupted(
+        self, host: str, is_alive: Callable[[int], bool], now: datetime
+    ) -> list[RunRecord]:
+        rows = self.db.execute(
+            "SELECT * FROM runs WHERE outcome = 'running' AND host = ?", (host,)
+        ).fetchall()
+        found = []
+        for run in map(_from_row, rows):
+            if is_alive(run.pid):
+                continue
+            run.outcome = "interrupted"
+            run.finished_at = now
+            run.error_kind = "interrupted"
+            run.message = "the orchestrator process stopped before the run finished"
+            self.finish_run(run)
+            found.append(run)
+        return found
+
+    def add_event(self, event: Event) -> None:
+        self.db.execute(
+            "INSERT INTO events (kind, time, severity, summary, policy, target, run_id, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.kind,
+                event.time.isoformat(),
+                event.severity,
+                event.summary,
+                event.policy,
+                event.target,
+                event.run_id,
+                json.dumps(event.details, sort_keys=True, default=str),
+            ),
+        )
+
+    def events(self, limit: int = 50) -> list[Event]:
+        rows = self.db.execute("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,))
+        return [
+            Event(
+                kind=r["kind"],
+                time=datetime.fromisoformat(r["time"]),
+                severity=r["severity"],
+                summary=r["summary"],
+                policy=r["policy"],
+                target=r["target"],
+                run_id=r["run_id"],
+                details=json.loads(r["details"]),
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _filters(**conditions: str | None) -> tuple[str, list[str]]:
+    clauses = [f"{col} = ?" for col, val in conditions.items() if val is not None]
+    params = [val for val in conditions.values() if val is not None]
+    return "WHERE " + (" AND ".join(clauses) if clauses else "1 = 1"), params

@@ -1,0 +1,458 @@
+"""The command line: parse, call one service function, render. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from orchestrator.errors import ExitCode, OrchestratorError, UsageError
+
+LEVEL_CHOICES = ["full", "differential", "incremental", "auto"]
+
+
+class Obj:
+    """Global options, and the config and context opened on first use."""
+
+    def __init__(self, config_path: Path, as_json: bool) -> None:
+        self.config_path = config_path
+        self.as_json = as_json
+        self._config: Any = None
+        self._ctx: Any = None
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from orchestrator.policies.loader import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def context(self, now: datetime | None = None) -> Any:
+        if self._ctx is None:
+            from orchestrator.clock import FixedClock
+            from orchestrator.engine.context import Context
+
+            clock = FixedClock(now) if now is not None else None
+            self._ctx = Context.open(self.config, clock, simulated=now is not None)
+        return self._ctx
+
+    def emit(self, command: str, payload: dict[str, Any], text: str | Callable[[], str]) -> None:
+        if self.as_json:
+            from orchestrator.render import dump_json
+
+            click.echo(dump_json(command, payload))
+        else:
+            click.echo(text() if callable(text) else text)
+
+
+def parse_time(value: str | None, tz: str, option: str) -> datetime | None:
+    """ISO 8601; a time without offset is read in the configured time zone."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{option}: '{value}' is not an ISO 8601 time (e.g. 2026-11-24T01:30)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: os.environ.get("ORCHESTRATOR_CONFIG", "policies.toml"),
+    show_default="./policies.toml or $ORCHESTRATOR_CONFIG",
+    help="The policies file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("-v", "--verbose", count=True, help="Log what is run (-v) and more (-vv) to stderr.")
+@click.version_option(package_name="orchestrator")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, as_json: bool, verbose: int) -> None:
+    """Policy-driven backups with restic: scheduled, levelled, verified, restorable."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = Obj(config_path, as_json)
+    ctx.call_on_close(lambda: ctx.obj._ctx.close() if ctx.obj._ctx else None)
+
+
+@cli.command()
+@click.pass_obj
+def validate(obj: Obj) -> None:
+    """Check policies.toml and list every problem at once (exit 2 when there are any)."""
+    cfg = obj.config
+    obj.emit(
+        "validate",
+        {
+            "valid": True,
+            "path": cfg.path,
+            "policies": sorted(cfg.policies),
+            "targets": sorted(cfg.targets),
+        },
+        f"{cfg.path}: valid ({len(cfg.policies)} policies, {len(cfg.targets)} targets)",
+    )
+
+
+@cli.command()
+@click.option("--from", "start", metavar="T", help="Start of the plan (ISO 8601); default now.")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
+@click.pass_obj
+def plan(obj: Obj, start: str | None, days: int) -> None:
+    """What will run when, at which level, and why."""
+    from orchestrator.engine.plan import plan as make_plan
+    from orchestrator.render import table
+
+    tz = obj.config.settings.timezone
+    ctx = obj.context()
+    begin = parse_time(start, tz, "--from") or ctx.clock.now()
+    runs = make_plan(ctx, begin, days)
+    rows = [
+        {
+            "due": p.slot.due,
+            "policy": p.slot.policy,
+            "target": p.target,
+            "level": p.decision.level,
+            "scheduled_level": p.slot.level,
+            "schedules": list(p.slot.schedules),
+            "slot": p.slot.key,
+            "why": f"{p.slot.reason}; {p.decision.reason}",
+        }
+        for p in runs
+    ]
+    obj.emit(
+        "plan",
+        {"from": begin, "days": days, "runs": rows},
+        lambda: (
+            table(
+                ["due", "policy", "target", "level", "why"],
+                [[r["due"], r["policy"], r["target"], r["level"], r["why"]] for r in rows],
+            )
+            if rows
+            else "nothing scheduled in this window"
+        ),
+    )
+
+
+@cli.command()
+@click.argument("policy", required=False)
+@click.option("--all", "all_policies", is_flag=True, help="Back up every policy.")
+@click.option("--level", type=click.Choice(LEVEL_CHOICES), default="auto", show_default=True)
+@click.option("--target", help="Only this target of the policy.")
+@click.option("--now", metavar="T", help="Simulate this time (snapshots are stamped with it).")
+@click.pass_obj
+def backup(
+    obj: Obj,
+    policy: str | None,
+    all_policies: bool,
+    level: str,
+    target: str | None,
+    now: str | None,
+) -> None:
+    """Back up POLICY to its targets (exit 3 when some target failed or was partial)."""
+    from orchestrator.engine.backup import backup_policy, exit_code_for
+
+    if bool(policy) == all_policies:
+        raise UsageError("name one POLICY or pass --all")
+    cfg = obj.config
+    ctx = obj.context(parse_time(now, cfg.settings.timezone, "--now"))
+    policies = list(cfg.policies.values()) if all_policies else [cfg.policy(policy)]
+    runs = []
+    for pol in policies:
+        runs += backup_policy(ctx, pol, level, target)
+    code = exit_code_for(runs)
+    obj.emit("backup", {"exit_code": int(code), "runs": runs}, lambda: _render_runs(runs))
+    sys.exit(code)
+
+
+def _render_runs(runs: list[Any]) -> str:
+    from orchestrator.render import human_bytes, table
+
+    rows = [
+        [
+            r.policy,
+            r.target,
+            r.outcome,
+            r.level or r.asked_level,
+            r.snapshot_id,
+            r.files_total,
+            human_bytes(r.bytes_added),
+        ]
+        for r in runs
+    ]
+    text = table(["policy", "target", "outcome", "level", "snapshot", "files", "added"], rows)
+    notes = [f"{r.policy}@{r.target}: {r.level_reason}" for r in runs if r.level_reason]
+    problems = [f"{r.policy}@{r.target}: {r.message}" for r in runs if r.outcome != "success"]
+    return "\n".join([text, *notes, *problems])
+
+
+@cli.command()
+@click.argument("policy", required=False)
+@click.option("--target", help="Only this target.")
+@click.pass_obj
+def snapshots(obj: Obj, policy: str | None, target: str | None) -> None:
+    """The snapshots each target's repository holds, with their levels (read from restic)."""
+    from orchestrator.engine.inventory import list_snapshots
+    from orchestrator.render import table
+
+    cfg = obj.config
+    pol = cfg.policy(policy) if policy else None
+    listings = list_snapshots(obj.context(), pol, target)
+    payload = {
+        "targets": [
+            {
+                "target": lst.target,
+                "error": lst.error,
+                "snapshots": [
+                    {
+                        "id": s.id,
+                        "short_id": s.short_id,
+                        "time": s.time,
+                        "policy": s.tag("policy"),
+                        "level": s.tag("level"),
+                        "run": s.tag("run"),
+                        "parent": s.parent,
+                        "paths": list(s.paths),
+                        "hostname": s.hostname,
+                    }
+                    for s in lst.snapshots
+                ],
+            }
+            for lst in listings
+        ]
+    }
+
+    def text() -> str:
+        out = []
+        for lst in listings:
+            out.append(f"target {lst.target}:" + (f" {lst.error}" if lst.error else ""))
+            if lst.snapshots:
+                out.append(
+                    table(
+                        ["id", "time", "policy", "level", "parent", "paths"],
+                        [
+                            [
+                                s.short_id,
+                                s.time,
+                                s.tag("policy"),
+                                s.tag("level"),
+                                s.parent[:8] if s.parent else None,
+                                ", ".join(s.paths),
+                            ]
+                            for s in lst.snapshots
+                        ],
+                    )
+                )
+            elif not lst.error:
+                out.append("  no snapshots")
+        return "\n".join(out)
+
+    obj.emit("snapshots", payload, text)
+    if listings and all(lst.error for lst in listings):
+        sys.exit(ExitCode.FAILURE)
+
+
+@cli.command()
+@click.argument("policy")
+@click.option(
+    "--to",
+    "destination",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to restore into (must be empty unless --overwrite).",
+)
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id or 'latest'.")
+@click.option("--path", "paths", multiple=True, help="Only this path of the snapshot (repeatable).")
+@click.option("--target", help="Restore from this target (default: the first that works).")
+@click.option("--overwrite", is_flag=True, help="Restore into a non-empty directory.")
+@click.pass_obj
+def restore(
+    obj: Obj,
+    policy: str,
+    destination: Path,
+    snapshot: str,
+    paths: tuple[str, ...],
+    target: str | None,
+    overwrite: bool,
+) -> None:
+    """Restore a snapshot of POLICY; restic re-reads what it wrote (--verify)."""
+    from orchestrator.engine.restore import restore_policy
+    from orchestrator.render import human_bytes
+
+    cfg = obj.config
+    result = restore_policy(
+        obj.context(), cfg.policy(policy), destination, snapshot, paths, target, overwrite
+    )
+    obj.emit(
+        "restore",
+        {
+            "run": result.run,
+            "snapshot": result.snapshot.id,
+            "destination": result.destination,
+            "files": result.files,
+            "bytes": result.bytes,
+        },
+        f"restored snapshot {result.snapshot.short_id} of '{policy}' from target "
+        f"'{result.run.target}' to {result.destination}: {result.files} files, "
+        f"{human_bytes(result.bytes)} (verified by restic)",
+    )
+
+
+@cli.command()
+@click.option("--now", metavar="T", help="Judge ages as of this time.")
+@click.pass_obj
+def status(obj: Obj, now: str | None) -> None:
+    """Per policy and target: newest good backup, its age against the RPO, what is next."""
+    from orchestrator.engine.status import status as get_status
+
+    cfg = obj.config
+    ctx = obj.context(parse_time(now, cfg.settings.timezone, "--now"))
+    rows = get_status(ctx)
+    payload = {
+        "now": ctx.clock.now(),
+        "policies": [
+            {
+                "policy": r.policy,
+                "target": r.target,
+                "importance": r.importance,
+                "health": r.health,
+                "newest": r.newest,
+                "newest_by_level": r.newest_by_level,
+                "last_run": r.last_run,
+                "age_hours": r.age_hours,
+                "rpo_hours": r.rpo_hours,
+                "rpo_breached": r.rpo_breached,
+                "next_due": r.next_due,
+            }
+            for r in rows
+        ],
+    }
+    obj.emit("status", payload, lambda: _render_status(rows))
+
+
+def _render_status(rows: list[Any]) -> str:
+    from orchestrator.render import human_age, table
+
+    def newest(r: Any, level: str) -> str:
+        run = r.newest_by_level.get(level)
+        return run.started_at.strftime("%m-%d %H:%M") if run else "-"
+
+    return table(
+        ["policy", "target", "health", "newest", "age", "rpo", "full", "diff", "incr", "next"],
+        [
+            [
+                r.policy,
+                r.target,
+                r.health,
+                r.newest.snapshot_id if r.newest else None,
+                human_age(r.age_hours),
+                f"{r.rpo_hours:g}h" if r.rpo_hours else None,
+                newest(r, "full"),
+                newest(r, "differential"),
+                newest(r, "incremental"),
+                f"{r.next_due.due:%m-%d %H:%M} {r.next_due.level}" if r.next_due else None,
+            ]
+            for r in rows
+        ],
+    )
+
+
+@cli.group()
+def secrets() -> None:
+    """Repository passwords and credentials (referenced as secret:NAME)."""
+
+
+@secrets.command("set")
+@click.argument("name")
+@click.option("--generate", is_flag=True, help="Store a new random value instead of reading one.")
+@click.pass_obj
+def secrets_set(obj: Obj, name: str, generate: bool) -> None:
+    """Store secret NAME, read from stdin (or a hidden prompt), never from argv."""
+    from orchestrator.security.secrets import SecretStore
+
+    store = SecretStore(obj.config.settings.state_dir)
+    if generate:
+        path = store.generate(name)
+    else:
+        value = (
+            click.prompt(f"value of {name}", hide_input=True, confirmation_prompt=True)
+            if sys.stdin.isatty()
+            else sys.stdin.readline().rstrip("\n")
+        )
+        path = store.set(name, value)
+    obj.emit(
+        "secrets.set", {"name": name, "path": path}, f"secret '{name}' stored in {path} (mode 0600)"
+    )
+
+
+@secrets.command("list")
+@click.pass_obj
+def secrets_list(obj: Obj) -> None:
+    """Names of the stored secrets (never their values)."""
+    from orchestrator.security.secrets import SecretStore
+
+    names = SecretStore(obj.config.settings.state_dir).names()
+    obj.emit("secrets.list", {"names": names}, "\n".join(names) or "no secrets stored")
+
+
+@cli.command()
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep the demo's files here (default: a temporary directory, removed after).",
+)
+@click.pass_obj
+def demo(obj: Obj, workdir: Path | None) -> None:
+    """The whole idea in under a minute: a fast-forwarded month of backups, a restore, status."""
+    from orchestrator.demo import run_demo
+
+    run_demo(workdir, echo=click.echo)
+
+
+def _raise_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point: expected failures print one line and exit with the documented code."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # restic then gets SIGINT, like Ctrl-C
+    as_json = "--json" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except OrchestratorError as exc:
+        _fail(exc.message, exc.exit_code, getattr(exc, "kind", type(exc).__name__), as_json)
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
+    sys.exit(0)
+
+
+def _fail(message: str, code: int, kind: str, as_json: bool) -> NoReturn:
+    if as_json:
+        from orchestrator.render import dump_json
+
+        click.echo(
+            dump_json(
+                "error", {"error": {"kind": kind, "message": message, "exit_code": int(code)}}
+            )
+        )
+    click.echo(f"orchestrator: {message}", err=True)
+    sys.exit(code)

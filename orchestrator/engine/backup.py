@@ -1,0 +1,251 @@
+"""One backup of one policy to each of its targets.
+
+Per target: record the run, lock, preflight, read the repository's own snapshot
+list (the truth about what exists), decide the level, run restic once, record
+restic's summary and publish the outcome. A failure on one target never stops
+the others; the caller turns the outcomes into an exit code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.catalog import Catalog, RunRecord
+from orchestrator.engine.context import Context
+from orchestrator.engine.locks import run_lock
+from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, ResticError
+from orchestrator.events import (
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_PARTIAL,
+    RUN_SUCCEEDED,
+    Event,
+    Severity,
+)
+from orchestrator.policies.levels import History, decide_level
+from orchestrator.policies.model import LEVEL_RANK, Level, Policy, TargetSpec
+from orchestrator.restic import commands, features
+from orchestrator.restic.commands import Snapshot
+from orchestrator.restic.runner import Repository
+
+AUTO = "auto"
+BUSY = "busy"
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    asked: str  # full | differential | incremental | auto
+    slot_key: str | None = None
+
+
+def backup_policy(
+    ctx: Context,
+    policy: Policy,
+    asked: str = AUTO,
+    only_target: str | None = None,
+    slot_key: str | None = None,
+) -> list[RunRecord]:
+    """Back up `policy` to each target (or only one); returns each target's run record."""
+    level = (
+        resolve_auto(policy, ctx.config.settings.timezone, ctx.clock.now())
+        if asked == AUTO
+        else asked
+    )
+    runs = []
+    for spec in ctx.config.targets_of(policy, only_target):
+        runs.append(backup_target(ctx, policy, spec, level, slot_key))  # type: ignore[arg-type]
+    return runs
+
+
+def resolve_auto(policy: Policy, tz: str, now: datetime) -> Level:
+    """`auto` means: the highest level the calendar gives for today, else incremental."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from orchestrator.policies.schedule import slots_between
+
+    local = now.astimezone(ZoneInfo(tz))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = slots_between(
+        policy, tz, midnight - timedelta(microseconds=1), midnight + timedelta(days=1)
+    )
+    levels = [s.level for s in today]
+    return max(levels, key=LEVEL_RANK.__getitem__) if levels else "incremental"
+
+
+def backup_target(
+    ctx: Context, policy: Policy, spec: TargetSpec, asked: Level, slot_key: str | None = None
+) -> RunRecord:
+    now = ctx.clock.now()
+    run = RunRecord(
+        id=uuid.uuid4().hex,
+        kind="backup",
+        policy=policy.name,
+        target=spec.name,
+        started_at=now,
+        host=ctx.host,
+        pid=ctx.pid,
+        asked_level=asked,
+        slot_key=slot_key,
+    )
+    ctx.catalog.start_run(run)
+    try:
+        with run_lock(
+            ctx.config.settings.state_dir / "locks", f"{policy.name}@{spec.name}", ctx.host, now
+        ):
+            _run_backup(ctx, policy, spec, run, now)
+    except CancelledError as exc:
+        _finish(ctx, run, "cancelled", features.INTERRUPTED, exc.message)
+        raise
+    except BusyError as exc:
+        _finish(ctx, run, "failed", BUSY, exc.message)
+    except ResticError as exc:
+        _finish(ctx, run, "failed", exc.kind, exc.message)
+    except OrchestratorError as exc:
+        _finish(ctx, run, "failed", getattr(exc, "kind", "preflight"), exc.message)
+    return run
+
+
+def _run_backup(
+    ctx: Context, policy: Policy, spec: TargetSpec, run: RunRecord, now: datetime
+) -> None:
+    for source in policy.sources:
+        if not source.exists():
+            raise OrchestratorError(f"policy '{policy.name}': source {source} does not exist")
+    target, repo = ctx.open_repository(spec)
+    target.preflight()
+    snaps = _snapshots_or_init(ctx, repo, policy)
+    history, by_level = _history(ctx, policy, spec, snaps)
+    decision = decide_level(
+        run.asked_level,  # type: ignore[arg-type]
+        history,
+        now,
+        ctx.config.settings.max_full_interval_days,
+    )
+    run.level, run.level_reason = decision.level, decision.reason
+    parent = by_level.get(decision.parent)
+    tags = [f"policy:{policy.name}", f"level:{decision.level}", f"run:{run.id}"]
+    result, summary = commands.backup(
+        ctx.runner,
+        repo,
+        policy.sources,
+        tags=tags,
+        excludes=policy.exclude,
+        force=decision.level == "full",
+        parent=parent.id if parent else None,
+        when=now if ctx.simulated else None,
+    )
+    if summary is not None:
+        run.snapshot_id = summary.snapshot_id
+        run.files_new, run.files_changed = summary.files_new, summary.files_changed
+        run.files_total, run.bytes_added = summary.files_total, summary.bytes_added
+        run.bytes_total, run.seconds = summary.bytes_total, summary.seconds
+    if result.kind == features.PARTIAL and summary is not None and summary.snapshot_id:
+        shown = "; ".join(summary.errors[:3]) or "see restic's output"
+        more = f" (and {len(summary.errors) - 3} more)" if len(summary.errors) > 3 else ""
+        _finish(
+            ctx,
+            run,
+            "partial",
+            features.PARTIAL,
+            f"snapshot {summary.snapshot_id} kept, but some files could not be read: {shown}{more}",
+        )
+        return
+    if not result.ok or summary is None or not summary.snapshot_id:
+        raise commands.fail(repo, "backup", result)
+    _finish(
+        ctx,
+        run,
+        "success",
+        None,
+        f"{decision.level} snapshot {summary.snapshot_id}: {summary.files_total} files, "
+        f"{summary.bytes_added} bytes added",
+    )
+
+
+def _snapshots_or_init(ctx: Context, repo: Repository, policy: Policy) -> list[Snapshot]:
+    """The policy's snapshots; a repository that does not exist yet is created here."""
+    try:
+        return commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
+    except ResticError as exc:
+        if exc.kind != features.NO_REPOSITORY:
+            raise
+    commands.init(ctx.runner, repo)
+    return []
+
+
+def _history(
+    ctx: Context, policy: Policy, spec: TargetSpec, snaps: list[Snapshot]
+) -> tuple[History, dict[str, Snapshot]]:
+    """What the repository holds, plus what only the catalog knows: a failed full."""
+    fulls = [s for s in snaps if s.tag("level") == "full"]
+    newest_full = fulls[-1] if fulls else None
+    newest_any = snaps[-1] if snaps else None
+    history = History(
+        newest_full=newest_full.time if newest_full else None,
+        newest_any=newest_any.time if newest_any else None,
+        last_full_failed=last_full_failed(ctx.catalog, policy.name, spec.name),
+    )
+    parents = {}
+    if newest_full:
+        parents["newest_full"] = newest_full
+    if newest_any:
+        parents["newest_any"] = newest_any
+    return history, parents
+
+
+def last_full_failed(catalog: Catalog, policy: str, target: str) -> bool:
+    """The most recent full attempt failed: the next run must be a full (Bareos rule)."""
+    last = catalog.newest_run(
+        policy, target, level="full", outcomes=("success", "partial", "failed")
+    )
+    return last is not None and last.outcome == "failed"
+
+
+_EVENT_OF = {
+    "success": (RUN_SUCCEEDED, "info"),
+    "partial": (RUN_PARTIAL, "warning"),
+    "failed": (RUN_FAILED, "error"),
+    "cancelled": (RUN_CANCELLED, "warning"),
+}
+
+
+def _finish(ctx: Context, run: RunRecord, outcome: str, kind: str | None, message: str) -> None:
+    run.outcome, run.error_kind, run.message = outcome, kind, message
+    run.finished_at = ctx.clock.now()
+    ctx.catalog.finish_run(run)
+    event_kind, severity = _EVENT_OF[outcome]
+    sev: Severity = severity  # type: ignore[assignment]
+    ctx.events.publish(
+        Event(
+            kind=event_kind,
+            time=run.finished_at,
+            severity=sev,
+            summary=f"backup of '{run.policy}' to '{run.target}': {outcome}: {message}",
+            policy=run.policy,
+            target=run.target,
+            run_id=run.id,
+            details={
+                "level": run.level,
+                "asked_level": run.asked_level,
+                "error_kind": kind,
+                "snapshot_id": run.snapshot_id,
+                "slot_key": run.slot_key,
+            },
+        )
+    )
+
+
+def exit_code_for(runs: list[RunRecord]) -> ExitCode:
+    """0 all good; 75 only busy ones; 3 some failed or partial; 1 all failed."""
+    outcomes = [r.outcome for r in runs]
+    troubled = [r for r in runs if r.outcome != "success"]
+    if troubled and all(r.error_kind == BUSY for r in troubled):
+        return ExitCode.BUSY
+    if outcomes and all(o == "success" for o in outcomes):
+        return ExitCode.OK
+    if outcomes and all(o == "failed" for o in outcomes):
+        return ExitCode.FAILURE
+    return ExitCode.PARTIAL

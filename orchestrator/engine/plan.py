@@ -1,0 +1,56 @@
+"""What will run when, at which level and why: the calendar plus the upgrade rules.
+
+The level rules are applied per target from the catalog's history, assuming each
+planned run succeeds, so a plan shows the first backup of a new target as a full
+and a full forced by `max_full_interval_days`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from orchestrator.engine.backup import last_full_failed
+from orchestrator.engine.context import Context
+from orchestrator.policies.levels import History, LevelDecision, decide_level
+from orchestrator.policies.schedule import Slot, slots_between
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    slot: Slot
+    target: str
+    decision: LevelDecision
+
+
+def plan(ctx: Context, start: datetime, days: int) -> list[PlannedRun]:
+    tz = ctx.config.settings.timezone
+    end = start + timedelta(days=days)
+    max_full = ctx.config.settings.max_full_interval_days
+    planned: list[PlannedRun] = []
+    for policy in ctx.config.policies.values():
+        slots = slots_between(policy, tz, start, end)
+        for target in policy.targets:
+            history = _history(ctx, policy.name, target)
+            for slot in slots:
+                decision = decide_level(slot.level, history, slot.due, max_full)
+                planned.append(PlannedRun(slot, target, decision))
+                history = replace(
+                    history,
+                    newest_any=slot.due,
+                    newest_full=slot.due if decision.level == "full" else history.newest_full,
+                    last_full_failed=False
+                    if decision.level == "full"
+                    else history.last_full_failed,
+                )
+    return sorted(planned, key=lambda p: (p.slot.due, p.slot.policy, p.target))
+
+
+def _history(ctx: Context, policy: str, target: str) -> History:
+    full = ctx.catalog.newest_run(policy, target, level="full")
+    anyl = ctx.catalog.newest_run(policy, target)
+    return History(
+        newest_full=full.started_at if full else None,
+        newest_any=anyl.started_at if anyl else None,
+        last_full_failed=last_full_failed(ctx.catalog, policy, target),
+    )

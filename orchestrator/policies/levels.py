@@ -1,0 +1,101 @@
+"""Which level a backup really runs at, and which snapshot restic compares against.
+
+Pure: the caller passes the target's history and `now`. restic snapshots are
+always complete, so a level only decides the parent (design section 5):
+full -> no parent (`--force`), differential -> newest full, incremental ->
+newest snapshot of any level. The upgrade rules come from Bareos: without a
+trustworthy recent full on THIS target, a differential or incremental would
+compare against nothing or against something too old, so it becomes a full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from orchestrator.policies.model import LEVELS, Level
+
+__all__ = ["History", "LevelDecision", "Parent", "decide_level"]
+
+Parent = Literal["none", "newest_full", "newest_any"]
+
+
+@dataclass(frozen=True)
+class History:
+    """What the catalog knows about one policy on one target.
+
+    A full is also a snapshot of any level, so `newest_any` is never older than
+    `newest_full`; an inconsistent history is a bug upstream and fails loudly.
+    """
+
+    newest_full: datetime | None
+    newest_any: datetime | None
+    last_full_failed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.newest_full is not None and (
+            self.newest_any is None or self.newest_any < self.newest_full
+        ):
+            raise ValueError(
+                f"inconsistent history: newest_any ({self.newest_any}) is older than "
+                f"newest_full ({self.newest_full})"
+            )
+
+
+@dataclass(frozen=True)
+class LevelDecision:
+    """The level asked for, the level run, its parent and why (recorded in the catalog)."""
+
+    asked: str
+    level: Level
+    parent: Parent
+    reason: str
+
+
+def _days(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 86400:.1f}"
+
+
+def decide_level(
+    asked: Level, history: History, now: datetime, max_full_interval_days: int
+) -> LevelDecision:
+    """Apply the upgrade rules to the asked level.
+
+    Checked in this order, the first that applies wins: no snapshot at all, no
+    full, the last full failed, the newest full older than the interval (strictly
+    older: a full exactly `max_full_interval_days` old still serves).
+    """
+    if asked not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {asked!r}")
+
+    def full(reason: str) -> LevelDecision:
+        return LevelDecision(asked, "full", "none", reason)
+
+    if asked == "full":
+        return full("full as asked: every file is re-read and re-hashed, with no parent")
+    if history.newest_any is None:
+        return full("upgraded to full: no snapshot yet on this target")
+    if history.newest_full is None:
+        return full("upgraded to full: no full snapshot yet on this target")
+    if history.last_full_failed:
+        return full("upgraded to full: the last full backup failed")
+    age = now - history.newest_full
+    if age > timedelta(days=max_full_interval_days):
+        return full(
+            f"upgraded to full: the newest full is {_days(age)} days old, "
+            f"older than the {max_full_interval_days}-day maximum full interval"
+        )
+    if asked == "differential":
+        return LevelDecision(
+            asked,
+            "differential",
+            "newest_full",
+            "differential as asked: changes since the newest full snapshot",
+        )
+    return LevelDecision(
+        asked,
+        "incremental",
+        "newest_any",
+        "incremental as asked: changes since the newest snapshot of any level",
+    )

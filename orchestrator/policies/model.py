@@ -1,0 +1,193 @@
+"""The validated configuration: frozen dataclasses built once from policies.toml.
+
+Everything downstream reads these objects and never the raw TOML, so a value is
+checked in exactly one place (policies/loader.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Level = Literal["full", "differential", "incremental"]
+LEVELS: tuple[Level, ...] = ("full", "differential", "incremental")
+# Higher rank wins when schedules collide in one slot: full > differential > incremental.
+LEVEL_RANK: dict[str, int] = {"incremental": 0, "differential": 1, "full": 2}
+
+Importance = Literal["critical", "high", "normal", "low"]
+IMPORTANCES: tuple[Importance, ...] = ("critical", "high", "normal", "low")
+
+CatchUp = Literal["once", "skip", "all"]
+CATCH_UPS: tuple[CatchUp, ...] = ("once", "skip", "all")
+
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The [orchestrator] table."""
+
+    state_dir: Path
+    timezone: str = "UTC"
+    max_parallel: int = 2
+    misfire_grace_minutes: int = 60
+    max_full_interval_days: int = 35
+    restic_binary: str = "restic"
+    timeout_seconds: int = 6 * 3600
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where a repository lives. `password` is a `secret:NAME` reference, never a value."""
+
+    name: str
+    kind: Literal["local", "sftp", "s3"]
+    password: str
+
+
+@dataclass(frozen=True)
+class LocalTargetSpec(TargetSpec):
+    path: Path = Path()
+
+
+@dataclass(frozen=True)
+class SftpTargetSpec(TargetSpec):
+    host: str = ""
+    port: int = 22
+    user: str = ""
+    path: str = ""
+    identity_file: Path | None = None
+    known_hosts: Path | None = None
+
+
+@dataclass(frozen=True)
+class S3TargetSpec(TargetSpec):
+    bucket: str = ""
+    prefix: str = ""
+    endpoint: str | None = None
+    region: str | None = None
+    credentials: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One calendar rule of a policy.
+
+    `name` is `daily`, `weekly`, `monthly` or `cron[i]`. `cron` is the five-field
+    expression; for `monthly` with day > 28, `month_day` is kept so the calendar can
+    clamp it to the last day of shorter months (see policies/schedule.py).
+    """
+
+    name: str
+    cron: str
+    level: Level
+    month_day: int | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many snapshots to keep per period (restic's --keep-* options)."""
+
+    last: int | None = None
+    hourly: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+    yearly: int | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in vars(self).values())
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    every: str = "weekly"
+    read_data_fraction: str | None = None
+    media: bool = False
+    media_budget: str | None = None
+
+
+@dataclass(frozen=True)
+class DrillSpec:
+    every: str = "monthly"
+    sample_files: int | None = None
+    sample_bytes: str | None = None
+    rto_minutes: int | None = None
+    check_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    kind: Literal["postgres", "mysql", "sqlite"]
+    name: str
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    importance: Importance
+    targets: tuple[str, ...]
+    schedules: tuple[ScheduleEntry, ...]
+    description: str = ""
+    sources: tuple[Path, ...] = ()
+    exclude: tuple[str, ...] = ()
+    database: DatabaseSpec | None = None
+    catch_up: CatchUp = "once"
+    retention: Retention = field(default_factory=Retention)
+    verify: VerifySpec | None = None
+    drill: DrillSpec | None = None
+    rpo_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    assign: dict[str, str] = field(default_factory=dict)
+    response_hours: dict[str, float] = field(
+        default_factory=lambda: {"urgent": 2, "important": 4, "general": 8}
+    )
+    notify: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    operators: tuple[str, ...] = ()
+    auditors: tuple[str, ...] = ()
+    requesters: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated policies.toml."""
+
+    path: Path
+    settings: Settings
+    targets: dict[str, TargetSpec]
+    policies: dict[str, Policy]
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    sha256: str = ""
+
+    def policy(self, name: str) -> Policy:
+        from orchestrator.errors import UsageError
+
+        try:
+            return self.policies[name]
+        except KeyError:
+            known = ", ".join(sorted(self.policies)) or "none"
+            raise UsageError(f"unknown policy '{name}' (known: {known})") from None
+
+    def targets_of(self, policy: Policy, only: str | None = None) -> list[TargetSpec]:
+        from orchestrator.errors import UsageError
+
+        if only is not None and only not in policy.targets:
+            raise UsageError(
+                f"policy '{policy.name}' has no target '{only}' "
+                f"(its targets: {', '.join(policy.targets)})"
+            )
+        names = [only] if only else list(policy.targets)
+        return [self.targets[n] for n in names]

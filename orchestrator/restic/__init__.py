@@ -1,0 +1,1 @@
+"""The only place that builds restic command lines and runs restic."""

@@ -1,0 +1,84 @@
+"""What restic's exit codes and messages mean, keyed by restic version.
+
+restic 0.14 only has exit codes 0, 1, 3 and 130; 0.17 added 10 (no repository),
+11 (lock failed) and 12 (wrong password). Everything version-dependent lives in
+this table so the rest of the code asks for a *kind* of failure, never a number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Stable failure kinds, used in the catalog, in events and in --json output.
+NO_REPOSITORY = "no_repository"
+WRONG_PASSWORD = "wrong_password"
+LOCKED = "locked"
+DISK_FULL = "disk_full"
+REPOSITORY_NOT_DIRECTORY = "repository_not_directory"
+SOURCE_MISSING = "source_missing"
+PARTIAL = "partial"
+INTERRUPTED = "interrupted"
+TIMEOUT = "timeout"
+NETWORK = "network"
+FATAL = "fatal"
+
+TRANSIENT_KINDS = frozenset({LOCKED, NETWORK, TIMEOUT})
+
+
+@dataclass(frozen=True)
+class Version:
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = re.search(r"restic (\d+)\.(\d+)\.(\d+)", text)
+        if not match:
+            return cls(0, 0, 0)
+        return cls(*(int(g) for g in match.groups()))
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return (self.major, self.minor) >= (major, minor)
+
+
+# restic >= 0.17 reports these kinds by exit code.
+_CODES_0_17 = {10: NO_REPOSITORY, 11: LOCKED, 12: WRONG_PASSWORD}
+
+# Ordered: the first pattern found in stderr decides. Lower-cased text.
+_STDERR_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("wrong password or no key found", WRONG_PASSWORD),
+    ("no space left on device", DISK_FULL),
+    ("repository is already locked", LOCKED),
+    ("unable to create lock", LOCKED),
+    ("is there a repository at the following location", NO_REPOSITORY),
+    ("unable to open config file", NO_REPOSITORY),
+    ("not a directory", REPOSITORY_NOT_DIRECTORY),
+    ("connection refused", NETWORK),
+    ("connection reset", NETWORK),
+    ("no route to host", NETWORK),
+    ("i/o timeout", NETWORK),
+    ("connection closed", NETWORK),
+    ("ssh command exited", NETWORK),
+)
+
+
+def classify(version: Version, returncode: int, stderr: str) -> str:
+    """Map a restic exit into a stable failure kind."""
+    if returncode == 130:
+        return INTERRUPTED
+    if returncode == 3:
+        return PARTIAL
+    if version.at_least(0, 17) and returncode in _CODES_0_17:
+        return _CODES_0_17[returncode]
+    text = stderr.lower()
+    for needle, kind in _STDERR_PATTERNS:
+        if needle in text:
+            return kind
+    return FATAL
+
+
+def supports_retry_lock(version: Version) -> bool:
+    """`--retry-lock` appeared in restic 0.16; older versions need our own retries."""
+    return version.at_least(0, 16)

@@ -1,0 +1,1 @@
+"""Secrets, redaction and (later) roles."""

@@ -1,0 +1,48 @@
+"""A repository on a local (or locally mounted) file system."""
+
+from __future__ import annotations
+
+import os
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.policies.model import LocalTargetSpec
+from orchestrator.restic.runner import Repository
+
+
+class LocalTarget:
+    def __init__(self, spec: LocalTargetSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.path = spec.path
+
+    def repository(self, password: str) -> Repository:
+        return Repository(url=str(self.path), password=password, label=self.name)
+
+    def describe(self) -> str:
+        return f"local:{self.path}"
+
+    def preflight(self) -> None:
+        """Catch what restic would report as a wall of errors: a file where the repository
+        should be, or a parent directory we cannot create or write."""
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise OrchestratorError(
+                f"target '{self.name}': repository path {path} is a file, not a directory"
+            )
+        if path.is_dir():
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise OrchestratorError(
+                    f"target '{self.name}': repository directory {path} is not writable"
+                )
+            return
+        parent = path.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise OrchestratorError(
+                f"target '{self.name}': cannot create repository {path}: "
+                f"{parent} is not a writable directory"
+            )
+
+    def is_initialised(self) -> bool:
+        return (self.path / "config").is_file()

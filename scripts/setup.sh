@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing (restic from Debian, a Python virtual environment with the
+# package and its test tools) and nothing else. Safe to run again: it only adds what
+# is not there yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v restic >/dev/null 2>&1 || need_apt+=(restic)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing ${need_apt[*]}: run this as root, or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "setup: installing ${need_apt[*]} from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
