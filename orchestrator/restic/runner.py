@@ -130,6 +130,7 @@ class Runner:
                 env=env,
                 pass_fds=(read_fd,),
                 start_new_session=True,
+                preexec_fn=_interrupt_when_parent_dies,
             )
         except FileNotFoundError:
             raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
@@ -162,6 +163,17 @@ class Runner:
                 last_error_line(stderr),
             )
         return Completed(tuple(args), proc.returncode, stdout, stderr, seconds, kind)
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In the child: if the orchestrator is killed (-9), the kernel sends restic SIGINT, so
+    restic removes its lock and stops instead of running on unrecorded. (The signal follows
+    the spawning *thread*; every caller waits for restic on the thread that started it.)"""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
 
 from orchestrator.errors import UsageError
 from orchestrator.policies.model import LocalTargetSpec, TargetSpec
 from orchestrator.restic.runner import Repository
 
+# The repository folders whose files restic names by the SHA-256 of their content.
+CONTENT_ADDRESSED = ("data", "index", "snapshots", "keys")
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """One file of a repository, as the storage sees it (no password needed)."""
+
+    path: str  # relative to the repository root, '/'-separated, e.g. "data/ab/ab12..."
+    size: int
+
 
 class Target(Protocol):
     name: str
+
+    def list_files(self, folders: tuple[str, ...] = CONTENT_ADDRESSED) -> Iterator[RepoFile]:
+        """Every file under these repository folders, with its size."""
+
+    def open_file(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """Stream one repository file's bytes (never the whole file in memory)."""
 
     def repository(self, password: str) -> Repository:
         """How restic reaches this target's repository."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import LocalTargetSpec
 from orchestrator.restic.runner import Repository
+from orchestrator.targets import CONTENT_ADDRESSED, RepoFile
 
 
 class LocalTarget:
@@ -46,3 +49,15 @@ class LocalTarget:
 
     def is_initialised(self) -> bool:
         return (self.path / "config").is_file()
+
+    def list_files(self, folders: tuple[str, ...] = CONTENT_ADDRESSED) -> Iterator[RepoFile]:
+        for folder in folders:
+            base = self.path / folder
+            for dirpath, _dirs, names in os.walk(base):
+                for name in sorted(names):
+                    full = os.path.join(dirpath, name)
+                    rel = os.path.relpath(full, self.path).replace(os.sep, "/")
+                    yield RepoFile(rel, os.stat(full).st_size)
+
+    def open_file(self, path: str) -> BinaryIO:
+        return (self.path / path).open("rb")

@@ -1,0 +1,183 @@
+"""Shared fixtures: real restic, real repositories, the installed command.
+
+`restic init` costs seconds (it calibrates the key derivation), so one template
+repository is initialised per test run and copied for each test that needs a
+fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "correct horse battery staple 42"
+SECRET_ENV = "ORCHESTRATOR_SECRET_REPO_TEST"
+ORCHESTRATOR = [sys.executable, "-m", "orchestrator"]
+
+
+def require(condition: bool, what: str) -> None:
+    """A test that needs a real part fails under CI when it is missing; elsewhere it skips."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required for this test and missing under CI: {what}")
+    pytest.skip(f"missing: {what}")
+
+
+@pytest.fixture(scope="session")
+def restic_bin() -> str:
+    path = shutil.which("restic")
+    require(path is not None, "restic on PATH (scripts/setup.sh installs it)")
+    return path  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory, restic_bin: str) -> Path:
+    repo = tmp_path_factory.mktemp("template") / "repo"
+    subprocess.run(
+        [restic_bin, "init", "--repo", str(repo)],
+        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
+        check=True,
+        capture_output=True,
+    )
+    return repo
+
+
+def restic(repo: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+    """restic itself, as a witness independent of the orchestrator's code."""
+    return subprocess.run(
+        ["restic", "--repo", str(repo), "--no-cache", *args],
+        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def restic_snapshots(repo: Path | str) -> list[dict]:
+    out = restic(repo, "snapshots", "--json")
+    assert out.returncode == 0, out.stderr
+    return sorted(json.loads(out.stdout), key=lambda s: s["time"])
+
+
+def tag(snapshot: dict, key: str) -> str | None:
+    for t in snapshot.get("tags") or []:
+        if t.startswith(key + ":"):
+            return t.split(":", 1)[1]
+    return None
+
+
+@dataclass
+class Workspace:
+    """A directory with policies.toml, source data, a state dir and a local repository."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repos" / "local"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "policies.toml"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "var" / "catalog.sqlite"
+
+    def write_policies(self, body: str) -> None:
+        self.config.write_text(textwrap.dedent(body))
+
+    def orc(
+        self, *args: str, check: int | None = 0, timeout: float = 300, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        """The installed command, as a user runs it."""
+        result = subprocess.run(
+            [*ORCHESTRATOR, "--config", str(self.config), *args],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **kw,  # type: ignore[arg-type]
+        )
+        if check is not None:
+            assert result.returncode == check, (
+                f"exit {result.returncode} != {check}\nstdout:\n{result.stdout}\n"
+                f"stderr:\n{result.stderr}"
+            )
+        return result
+
+    def orc_json(self, *args: str, check: int | None = 0) -> dict:
+        return json.loads(self.orc("--json", *args, check=check).stdout)
+
+    def use_template(self, template: Path) -> None:
+        self.repo.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(template, self.repo)
+
+
+BASIC_POLICIES = """\
+[orchestrator]
+state_dir = "var"
+timezone = "UTC"
+
+[targets.local]
+kind = "local"
+path = "repos/local"
+password = "secret:repo-test"
+
+[policies.files]
+importance = "critical"
+sources = ["data"]
+exclude = ["*.tmp"]
+targets = ["local"]
+daily   = { at = "01:30", level = "incremental" }
+weekly  = { on = "sun", at = "02:00", level = "differential" }
+monthly = { day = 1, at = "03:00", level = "full" }
+rpo_hours = 26
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, template_repo: Path) -> Iterator[Workspace]:
+    """A fresh workspace whose local repository is a copy of the template."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "RESTIC_"))}
+    env[SECRET_ENV] = PASSWORD
+    ws = Workspace(tmp_path, env)
+    ws.use_template(template_repo)
+    ws.data.mkdir()
+    (ws.data / "a.txt").write_text("alpha\n")
+    (ws.data / "sub").mkdir()
+    (ws.data / "sub" / "b.bin").write_bytes(os.urandom(50_000))
+    ws.write_policies(BASIC_POLICIES)
+    yield ws
+
+
+@pytest.fixture
+def make_file() -> Callable[[Path, int], Path]:
+    def make(path: Path, size: int) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            remaining = size
+            while remaining > 0:
+                chunk = min(remaining, 1 << 20)
+                fh.write(os.urandom(chunk))
+                remaining -= chunk
+        return path
+
+    return make
