@@ -176,6 +176,7 @@ def backup(
         runs += backup_policy(ctx, pol, level, target)
     code = exit_code_for(runs)
     obj.emit("backup", {"exit_code": int(code), "runs": runs}, lambda: _render_runs(runs))
+    _report_problems(runs)
     sys.exit(code)
 
 
@@ -196,8 +197,17 @@ def _render_runs(runs: list[Any]) -> str:
     ]
     text = table(["policy", "target", "outcome", "level", "snapshot", "files", "added"], rows)
     notes = [f"{r.policy}@{r.target}: {r.level_reason}" for r in runs if r.level_reason]
-    problems = [f"{r.policy}@{r.target}: {r.message}" for r in runs if r.outcome != "success"]
-    return "\n".join([text, *notes, *problems])
+    return "\n".join([text, *notes])
+
+
+def _report_problems(runs: list[Any]) -> None:
+    """Why each run did not succeed, one line each on stderr like every other failure,
+    so the reason reaches a person even when stdout is --json or piped away."""
+    for r in runs:
+        if r.outcome != "success":
+            where = f"{r.policy}@{r.target}"
+            text = r.message if r.message.startswith(where) else f"{where}: {r.message}"
+            click.echo(f"orchestrator: {text}", err=True)
 
 
 @cli.command()
@@ -337,6 +347,9 @@ def status(obj: Obj, now: str | None) -> None:
                 "rpo_hours": r.rpo_hours,
                 "rpo_breached": r.rpo_breached,
                 "next_due": r.next_due,
+                "last_drill": r.last_drill,
+                "drill_age_hours": r.drill_age_hours,
+                "subset_coverage": r.subset_coverage,
             }
             for r in rows
         ],
@@ -351,7 +364,7 @@ def _render_status(rows: list[Any]) -> str:
         run = r.newest_by_level.get(level)
         return run.started_at.strftime("%m-%d %H:%M") if run else "-"
 
-    return table(
+    text = table(
         ["policy", "target", "health", "newest", "age", "rpo", "full", "diff", "incr", "next"],
         [
             [
@@ -369,6 +382,164 @@ def _render_status(rows: list[Any]) -> str:
             for r in rows
         ],
     )
+    checks = [
+        f"{r.policy}@{r.target}: last good drill "
+        + (f"{human_age(r.drill_age_hours)} ago" if r.last_drill else "never")
+        + f"; subset: {r.subset_coverage}"
+        for r in rows
+        if getattr(r, "subset_coverage", None) is not None
+    ]
+    return "\n".join([text, *checks])
+
+
+@cli.command()
+@click.argument("policy", required=False)
+@click.option("--target", help="Only this target.")
+@click.option(
+    "--tier",
+    type=click.Choice(["check", "subset", "media", "all"]),
+    default="all",
+    show_default=True,
+    help="check: restic check; subset: read part i/N of the data; media: hash every file.",
+)
+@click.pass_obj
+def verify(obj: Obj, policy: str | None, target: str | None, tier: str) -> None:
+    """Verify the repositories of POLICY (or all targets); exit 4 when damage is found."""
+    from orchestrator.engine.verification import exit_code_for
+    from orchestrator.engine.verification import verify as run_verify
+
+    cfg = obj.config
+    records = run_verify(obj.context(), cfg.policy(policy) if policy else None, target, tier)
+    code = exit_code_for(records)
+    obj.emit(
+        "verify",
+        {"exit_code": int(code), "verifications": records},
+        lambda: _render_verifications(records),
+    )
+    _report_damage(records)
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("policy")
+@click.option("--target", help="Only this target of the policy.")
+@click.option("--seed", type=int, help="Repeat the sample of an earlier drill (see its record).")
+@click.pass_obj
+def drill(obj: Obj, policy: str, target: str | None, seed: int | None) -> None:
+    """Restore a sample of POLICY's newest snapshot, compare it, measure the recovery time."""
+    from orchestrator.engine.verification import drill as run_drill
+    from orchestrator.engine.verification import exit_code_for
+
+    records = run_drill(obj.context(), obj.config.policy(policy), target, seed)
+    code = exit_code_for(records)
+    obj.emit(
+        "drill",
+        {"exit_code": int(code), "drills": records},
+        lambda: _render_verifications(records),
+    )
+    _report_damage(records)
+    sys.exit(code)
+
+
+def _render_verifications(records: list[Any]) -> str:
+    from orchestrator.render import human_bytes, table
+
+    text = table(
+        ["tier", "target", "outcome", "files", "bytes", "seconds", "summary"],
+        [
+            [r.tier, r.target, r.outcome, r.files, human_bytes(r.bytes), r.seconds, r.message]
+            for r in records
+        ],
+    )
+    lines = [text]
+    for r in records:
+        if r.tier == "drill" and r.details:
+            d = r.details
+            rto = d.get("extrapolated_full_restore_seconds")
+            rate = d.get("throughput_bytes_per_second")
+            lines.append(
+                f"drill {r.policy}@{r.target}: snapshot {str(d.get('snapshot'))[:8]}, "
+                f"seed {d.get('seed')}, {d.get('files_checked')} of "
+                f"{d.get('files_in_snapshot')} files ({human_bytes(d.get('bytes_checked'))}) "
+                f"checked, {len(d.get('mismatches', []))} mismatches, restore "
+                f"{d.get('restore_seconds')}s, {human_bytes(int(rate or 0))}/s, "
+                f"full restore ~{(rto or 0) / 60:.1f} min"
+                + (
+                    f" vs RTO {d['rto_minutes']} min ({'met' if d.get('rto_met') else 'MISSED'})"
+                    if d.get("rto_minutes")
+                    else ""
+                )
+            )
+    return "\n".join(lines)
+
+
+def _report_damage(records: list[Any]) -> None:
+    """Exactly what is damaged (or why a tier could not run), on stderr, one line each."""
+    for r in records:
+        for d in r.damage:
+            hashes = (
+                f" (expected {d['expected']}, actual {d['actual']})"
+                if d.get("expected") is not None or d.get("actual") is not None
+                else ""
+            )
+            where = f"{d['path']}: " if d.get("path") else ""
+            click.echo(
+                f"orchestrator: DAMAGE {r.tier}@{r.target}: {d['kind']}: {where}{d['message']}"
+                f"{hashes}",
+                err=True,
+            )
+        if r.outcome == "failed":
+            click.echo(f"orchestrator: {r.tier}@{r.target}: {r.message}", err=True)
+
+
+@cli.group("target")
+def target_group() -> None:
+    """Targets (where repositories live): preflight checks."""
+
+
+@target_group.command("check")
+@click.argument("name", required=False)
+@click.pass_obj
+def target_check(obj: Obj, name: str | None) -> None:
+    """One line per target: reachable, host key, credentials, bucket, writable, repository,
+    restic version, free space (exit 3 when some targets fail, 1 when all do)."""
+    from orchestrator.engine.preflight import check_targets, exit_code_for
+
+    checks = check_targets(obj.context(), name)
+    code = exit_code_for(checks)
+    obj.emit(
+        "target.check",
+        {"exit_code": int(code), "targets": checks},
+        lambda: "\n".join(_render_check(c) for c in checks),
+    )
+    for c in checks:
+        if not c.ok:
+            click.echo(f"orchestrator: {c.problem}", err=True)
+    sys.exit(code)
+
+
+def _render_check(c: Any) -> str:
+    from orchestrator.render import human_bytes
+
+    def yes(value: bool | None, good: str, bad: str) -> str | None:
+        return None if value is None else (good if value else bad)
+
+    facts = [
+        yes(c.reachable, "reachable", "NOT reachable"),
+        *c.notes,
+        yes(c.initialised, "repository initialised", "repository not initialised yet"),
+        yes(c.password_ok, f"password accepted ({c.snapshots} snapshots)", "WRONG password"),
+        yes(c.writable, "writable", "NOT writable"),
+        f"restic {c.restic_version}" + ("" if c.restic_compatible else " (too old)"),
+        f"free {human_bytes(c.free_bytes)}" if c.free_bytes is not None else "free space unknown",
+        f"next backup ~{human_bytes(c.next_backup_bytes)}"
+        if c.next_backup_bytes is not None
+        else None,
+    ]
+    line = f"{c.target}  {'ok' if c.ok else 'FAILED'}  {c.where}: " + "; ".join(
+        f for f in facts if f
+    )
+    return line + (f"\n  problem: {c.problem}" if c.problem else "")
 
 
 @cli.group()

@@ -79,3 +79,15 @@ class DamageError(OrchestratorError):
     """Verification found damage."""
 
     exit_code = ExitCode.DAMAGE
+
+
+class TargetError(OrchestratorError):
+    """A target's storage could not be reached or used (SSH, S3, local disk).
+
+    `kind` is a stable classification like restic's (network, timeout, host_key, auth,
+    no_bucket, ...); network and timeout are transient and may be retried.
+    """
+
+    def __init__(self, message: str, kind: str = "target") -> None:
+        super().__init__(message)
+        self.kind = kind

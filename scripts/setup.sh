@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing (restic from Debian, a Python virtual environment with the
+# Installs what is missing (restic and OpenSSH from Debian, a Python virtual environment with the
 # package and its test tools) and nothing else. Safe to run again: it only adds what
 # is not there yet.
 set -euo pipefail
@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v restic >/dev/null 2>&1 || need_apt+=(restic)
+# The SFTP target tests start a real sshd on loopback and connect with ssh.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -181,3 +181,38 @@ def make_file() -> Callable[[Path, int], Path]:
         return path
 
     return make
+
+
+# -- remote targets: a real sshd and a real S3 (moto) on loopback, once per test run --------
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """An OpenSSH server on 127.0.0.1 accepting a generated key; see tests/servers.py."""
+    import servers  # tests/servers.py: pytest puts tests/ on sys.path for this conftest
+
+    require(servers.ssh_available(), "openssh-server and openssh-client (scripts/setup.sh)")
+    require(servers.sshd_privsep_ready(), "/run/sshd (sshd's privilege separation directory)")
+    server = servers.make_sshd(tmp_path_factory.mktemp("sshd"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        require(False, f"a running test sshd: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """A moto S3 server on 127.0.0.1 (any key pair works unless a test turns auth on)."""
+    import logging
+
+    try:
+        import servers
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = servers.start_moto()
+    except ImportError as exc:
+        require(False, f"moto[server] (pip install -e '.[test]'): {exc}")
+    yield server
+    server.stop()

@@ -7,9 +7,9 @@ implements the same protocol later without the engine changing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.events import Event
 
@@ -45,6 +45,32 @@ class RunRecord:
     message: str = ""
 
 
+VERIFY_OUTCOMES = ("running", "ok", "damaged", "failed")
+
+
+@dataclass
+class VerificationRecord:
+    """One verification tier (check, subset, media) or restore drill on one target."""
+
+    id: str
+    tier: str  # check | subset | media | drill
+    policy: str | None
+    target: str
+    started_at: datetime
+    outcome: str = "running"  # running | ok | damaged | failed
+    finished_at: datetime | None = None
+    error_kind: str | None = None
+    snapshot_id: str | None = None
+    part: str | None = None  # subset: "i/N"
+    seed: int | None = None  # drill: the sample's seed
+    files: int = 0
+    bytes: int = 0
+    seconds: float | None = None
+    message: str = ""
+    damage: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 class Catalog(Protocol):
     def start_run(self, run: RunRecord) -> None:
         """Record a run before it starts, so a crash mid-run is found on the next start."""
@@ -76,6 +102,35 @@ class Catalog(Protocol):
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:
         """Mark runs left 'running' by a dead process of this host as interrupted."""
+
+    def start_verification(self, rec: VerificationRecord) -> None: ...
+
+    def finish_verification(self, rec: VerificationRecord) -> None: ...
+
+    def verifications(
+        self,
+        target: str | None = None,
+        tier: str | None = None,
+        policy: str | None = None,
+        outcomes: tuple[str, ...] | None = None,
+        limit: int = 50,
+    ) -> list[VerificationRecord]:
+        """Newest first."""
+
+    def subset_parts(self, target: str, total: int) -> dict[int, datetime]:
+        """When each part i of `--read-data-subset i/total` was last read without damage."""
+
+    def record_subset_part(
+        self, target: str, total: int, part: int, when: datetime, verification_id: str
+    ) -> None: ...
+
+    def media_files(self, target: str) -> dict[str, tuple[int, datetime | None]]:
+        """The last recorded listing: path -> (size, when last hashed without damage)."""
+
+    def record_media_listing(self, target: str, files: dict[str, int], when: datetime) -> None:
+        """Replace the listing; paths whose size is unchanged keep their verified time."""
+
+    def mark_media_verified(self, target: str, paths: list[str], when: datetime) -> None: ...
 
     def add_event(self, event: Event) -> None: ...
 

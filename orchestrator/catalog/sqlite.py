@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.catalog import GOOD_OUTCOMES, RunRecord
+from orchestrator.catalog import GOOD_OUTCOMES, RunRecord, VerificationRecord
 from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
 
@@ -51,6 +51,45 @@ MIGRATIONS: tuple[str, ...] = (
         target TEXT,
         run_id TEXT,
         details TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+    # verification tiers and restore drills: results, subset parts read, media listings
+    """
+    CREATE TABLE verifications (
+        id TEXT PRIMARY KEY,
+        tier TEXT NOT NULL,
+        policy TEXT,
+        target TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT NOT NULL,
+        error_kind TEXT,
+        snapshot_id TEXT,
+        part TEXT,
+        seed INTEGER,
+        files INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        seconds REAL,
+        message TEXT NOT NULL DEFAULT '',
+        damage TEXT NOT NULL DEFAULT '[]',
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX verifications_by_target ON verifications (target, tier, started_at);
+    CREATE TABLE subset_parts (
+        target TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        read_at TEXT NOT NULL,
+        verification_id TEXT NOT NULL,
+        PRIMARY KEY (target, total, part)
+    );
+    CREATE TABLE media_files (
+        target TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        listed_at TEXT NOT NULL,
+        verified_at TEXT,
+        PRIMARY KEY (target, path)
     );
     """,
 )
@@ -201,8 +240,121 @@ class SqliteCatalog:
             for r in rows
         ]
 
+    # --- verification tiers and drills ---
+
+    def start_verification(self, rec: VerificationRecord) -> None:
+        row = _verification_row(rec)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        self.db.execute(f"INSERT INTO verifications ({cols}) VALUES ({marks})", row)
+
+    def finish_verification(self, rec: VerificationRecord) -> None:
+        row = _verification_row(rec)
+        sets = ", ".join(f"{c} = :{c}" for c in row if c != "id")
+        self.db.execute(f"UPDATE verifications SET {sets} WHERE id = :id", row)
+
+    def verifications(
+        self,
+        target: str | None = None,
+        tier: str | None = None,
+        policy: str | None = None,
+        outcomes: tuple[str, ...] | None = None,
+        limit: int = 50,
+    ) -> list[VerificationRecord]:
+        where, params = _filters(target=target, tier=tier, policy=policy)
+        if outcomes:
+            where += f" AND outcome IN ({', '.join('?' for _ in outcomes)})"
+            params += list(outcomes)
+        sql = f"SELECT * FROM verifications {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        return [_verification_from(r) for r in self.db.execute(sql, [*params, limit])]
+
+    def subset_parts(self, target: str, total: int) -> dict[int, datetime]:
+        rows = self.db.execute(
+            "SELECT part, read_at FROM subset_parts WHERE target = ? AND total = ?",
+            (target, total),
+        )
+        return {r["part"]: datetime.fromisoformat(r["read_at"]) for r in rows}
+
+    def record_subset_part(
+        self, target: str, total: int, part: int, when: datetime, verification_id: str
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO subset_parts (target, total, part, read_at, verification_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (target, total, part, when.isoformat(), verification_id),
+        )
+
+    def media_files(self, target: str) -> dict[str, tuple[int, datetime | None]]:
+        rows = self.db.execute(
+            "SELECT path, size, verified_at FROM media_files WHERE target = ?", (target,)
+        )
+        return {
+            r["path"]: (
+                r["size"],
+                datetime.fromisoformat(r["verified_at"]) if r["verified_at"] else None,
+            )
+            for r in rows
+        }
+
+    def record_media_listing(self, target: str, files: dict[str, int], when: datetime) -> None:
+        old = self.media_files(target)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM media_files WHERE target = ?", (target,))
+            self.db.executemany(
+                "INSERT INTO media_files (target, path, size, listed_at, verified_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        target,
+                        path,
+                        size,
+                        when.isoformat(),
+                        _iso(old[path][1]) if path in old and old[path][0] == size else None,
+                    )
+                    for path, size in files.items()
+                ],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def mark_media_verified(self, target: str, paths: list[str], when: datetime) -> None:
+        self.db.executemany(
+            "UPDATE media_files SET verified_at = ? WHERE target = ? AND path = ?",
+            [(when.isoformat(), target, p) for p in paths],
+        )
+
     def close(self) -> None:
         self.db.close()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+_VERIFICATION_FIELDS = [f.name for f in fields(VerificationRecord)]
+
+
+def _verification_row(rec: VerificationRecord) -> dict[str, object]:
+    row: dict[str, object] = {name: getattr(rec, name) for name in _VERIFICATION_FIELDS}
+    row["started_at"] = rec.started_at.isoformat()
+    row["finished_at"] = _iso(rec.finished_at)
+    row["damage"] = json.dumps(rec.damage, sort_keys=True, default=str)
+    row["details"] = json.dumps(rec.details, sort_keys=True, default=str)
+    return row
+
+
+def _verification_from(row: sqlite3.Row) -> VerificationRecord:
+    values = {name: row[name] for name in _VERIFICATION_FIELDS}
+    values["started_at"] = datetime.fromisoformat(row["started_at"])
+    values["finished_at"] = (
+        datetime.fromisoformat(row["finished_at"]) if row["finished_at"] else None
+    )
+    values["damage"] = json.loads(row["damage"])
+    values["details"] = json.loads(row["details"])
+    return VerificationRecord(**values)
 
 
 def _filters(**conditions: str | None) -> tuple[str, list[str]]:

@@ -88,6 +88,9 @@ def backup_target(
         host=ctx.host,
         pid=ctx.pid,
         asked_level=asked,
+        # A full asked for is a full attempted, even if it fails before restic starts:
+        # the next run must then be a full too.
+        level="full" if asked == "full" else None,
         slot_key=slot_key,
     )
     ctx.catalog.start_run(run)

@@ -45,9 +45,13 @@ class Context:
         ctx.catalog.recover_interrupted(ctx.host, _pid_alive, ctx.clock.now())
         return ctx
 
+    def target(self, spec: TargetSpec) -> Target:
+        """The target, able to resolve the extra secrets it needs (S3 credentials)."""
+        return open_target(spec, self.secrets.resolve)
+
     def open_repository(self, spec: TargetSpec) -> tuple[Target, Repository]:
         """The target and its repository handle; resolves the password only now."""
-        target = open_target(spec)
+        target = self.target(spec)
         password = self.secrets.resolve(spec.password)
         return target, target.repository(password)
 

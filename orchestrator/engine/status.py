@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.catalog import RunRecord
+from orchestrator.catalog import RunRecord, VerificationRecord
 from orchestrator.engine.context import Context
-from orchestrator.policies.model import LEVELS
+from orchestrator.policies.model import LEVELS, Policy
 from orchestrator.policies.schedule import Slot, next_slot
 
 
@@ -26,6 +26,9 @@ class TargetStatus:
     age_hours: float | None
     rpo_hours: float | None
     next_due: Slot | None
+    last_drill: VerificationRecord | None = None  # newest successful drill
+    drill_age_hours: float | None = None
+    subset_coverage: str | None = None  # e.g. "100% of data read within the last 8 runs / 23 days"
 
     @property
     def rpo_breached(self) -> bool | None:
@@ -68,6 +71,25 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
                     age_hours=age,
                     rpo_hours=policy.rpo_hours,
                     next_due=upcoming,
+                    **_verification_status(ctx, policy, target, now),
                 )
             )
     return rows
+
+
+def _verification_status(ctx: Context, policy: Policy, target: str, now: datetime) -> dict:
+    """Time since the last good drill and the subset coverage, from the catalog only."""
+    from orchestrator.engine.verification import subset_runs_since, subset_total_for
+    from orchestrator.verify.subset import subset_coverage
+
+    drills = ctx.catalog.verifications(
+        target=target, tier="drill", policy=policy.name, outcomes=("ok",), limit=1
+    )
+    last = drills[0] if drills else None
+    total = subset_total_for(ctx, policy, target)
+    cov = subset_coverage(total, ctx.catalog.subset_parts(target, total), now)
+    return {
+        "last_drill": last,
+        "drill_age_hours": (now - last.started_at).total_seconds() / 3600 if last else None,
+        "subset_coverage": cov.describe(subset_runs_since(ctx, target, cov.oldest_read)),
+    }

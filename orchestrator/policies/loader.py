@@ -74,8 +74,8 @@ _SETTINGS_KEYS = (
 )
 _TARGET_KEYS: dict[str, tuple[str, ...]] = {
     "local": ("path",),
-    "sftp": ("host", "port", "user", "path", "identity_file", "known_hosts"),
-    "s3": ("bucket", "prefix", "endpoint", "region", "credentials"),
+    "sftp": ("host", "port", "user", "path", "identity_file", "known_hosts", "connect_timeout"),
+    "s3": ("bucket", "prefix", "endpoint", "region", "credentials", "connect_timeout"),
 }
 _CALENDARS: dict[str, tuple[str, ...]] = {
     "daily": ("at", "level"),
@@ -535,6 +535,7 @@ def _target(table: _Table, name: str, base: Path) -> TargetSpec | None:
             path=table.need("path", _nonempty_str) or "",
             identity_file=table.get("identity_file", _path_under(base)),
             known_hosts=table.get("known_hosts", _path_under(base)),
+            connect_timeout=table.get_or("connect_timeout", _timeout_seconds, 30),
         )
     if kind == "s3":
         return S3TargetSpec(
@@ -546,6 +547,7 @@ def _target(table: _Table, name: str, base: Path) -> TargetSpec | None:
             endpoint=table.get("endpoint", _url),
             region=table.get("region", _nonempty_str),
             credentials=table.get("credentials", _secret_ref),
+            connect_timeout=table.get_or("connect_timeout", _timeout_seconds, 30),
         )
     return None
 

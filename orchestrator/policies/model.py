@@ -59,6 +59,7 @@ class SftpTargetSpec(TargetSpec):
     path: str = ""
     identity_file: Path | None = None
     known_hosts: Path | None = None
+    connect_timeout: int = 30  # seconds for connecting and for each network read
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class S3TargetSpec(TargetSpec):
     endpoint: str | None = None
     region: str | None = None
     credentials: str | None = None
+    connect_timeout: int = 30  # seconds for connecting and for each network read
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ output into plain data. Nothing here decides policy.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,10 +139,12 @@ def backup(
 
 
 def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
-    """Read the `summary` message and the per-file errors of `backup --json`."""
+    """Read the `summary` message and the per-file errors of `backup --json`.
+
+    restic prints its JSON `error` messages on stderr, so both streams are read."""
     summary: dict | None = None
     errors: list[str] = []
-    for line in stdout.splitlines():
+    for line in [*stdout.splitlines(), *stderr.splitlines()]:
         line = line.strip()
         if not line.startswith("{"):
             continue
@@ -153,8 +156,8 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
             summary = msg
         elif msg.get("message_type") == "error":
             err = msg.get("error") or {}
-            text = err.get("message") if isinstance(err, dict) else str(err)
-            errors.append(f"{msg.get('item', '?')}: {text}")
+            path = msg.get("item") or (err.get("Path") if isinstance(err, dict) else None)
+            errors.append(f"{path or '?'}: {_error_text(err)}")
     for line in stderr.splitlines():
         if line.startswith("error: "):
             errors.append(line.removeprefix("error: ").strip())
@@ -171,6 +174,18 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
         seconds=summary.get("total_duration", 0.0),
         errors=tuple(dict.fromkeys(errors)),
     )
+
+
+def _error_text(err: object) -> str:
+    """restic >= 0.15 sends {"message": ...}; 0.14 sends Go's PathError as
+    {"Op": "open", "Path": ..., "Err": 13} with a bare errno and no text."""
+    if not isinstance(err, dict):
+        return str(err)
+    if err.get("message"):
+        return str(err["message"])
+    errno = err.get("Err")
+    reason = os.strerror(errno) if isinstance(errno, int) else str(errno or "unreadable")
+    return f"{err['Op']}: {reason}" if err.get("Op") else reason
 
 
 def restore(
@@ -195,3 +210,109 @@ def restore(
     if not result.ok:
         raise fail(repo, "restore", result)
     return result
+
+
+# --- verification (restic 0.14 `check` prints text only; `ls --json` gives sizes) ---
+
+_HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+# Lines `check` prints while it works; anything else on stderr is a finding.
+_CHECK_NOISE = (
+    "using temporary cache",
+    "create exclusive lock",
+    "create lock",
+    "load indexes",
+    "check all packs",
+    "check snapshots",
+    "read all data",
+    "read group",
+    "no errors were found",
+    "[",
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """`restic check` as data: `problems` are restic's own lines naming what is wrong."""
+
+    completed: Completed
+    problems: tuple[str, ...]
+
+    @property
+    def damaged(self) -> bool:
+        """restic ran and said the repository has errors (not: restic could not run)."""
+        return self.completed.returncode == 1 and (
+            bool(self.problems) or "repository contains errors" in self.completed.stderr
+        )
+
+
+def check(
+    runner: Runner, repo: Repository, read_data_subset: str | None = None, read_data: bool = False
+) -> CheckResult:
+    """`restic check` (structure), optionally reading part `i/N` or all of the pack data."""
+    args = ["check"]
+    if read_data_subset:
+        args.append(f"--read-data-subset={read_data_subset}")
+    elif read_data:
+        args.append("--read-data")
+    result = runner.run(repo, args)
+    return CheckResult(result, parse_check_problems(result.stdout + "\n" + result.stderr))
+
+
+def parse_check_problems(text: str) -> tuple[str, ...]:
+    """The lines of `check` output that report damage, without progress chatter."""
+    problems = []
+    for line in text.splitlines():
+        line = line.strip()
+        low = line.lower()
+        if not line or any(low.startswith(n) for n in _CHECK_NOISE):
+            continue
+        if low.startswith("fatal: repository contains errors"):
+            continue
+        problems.append(line)
+    return tuple(dict.fromkeys(problems))
+
+
+def check_problem_files(line: str) -> tuple[str, ...]:
+    """The 64-hex ids (packs, blobs, files) a `check` line names."""
+    return tuple(_HEX64.findall(line))
+
+
+@dataclass(frozen=True)
+class LsNode:
+    """One file of a snapshot as the snapshot itself records it."""
+
+    path: str
+    type: str
+    size: int
+    mtime: datetime | None
+
+
+def ls(runner: Runner, repo: Repository, snapshot: str) -> tuple[list[LsNode], Completed]:
+    """Every node of `snapshot` (`restic ls --json`); the first JSON line is the snapshot."""
+    result = runner.run(repo, ["ls", "--json", snapshot])
+    if not result.ok:
+        raise fail(repo, "listing the snapshot's files", result)
+    nodes = []
+    for line in result.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        item = json.loads(line)
+        if item.get("struct_type") != "node":
+            continue
+        mtime = item.get("mtime")
+        nodes.append(
+            LsNode(
+                path=item["path"],
+                type=item.get("type", ""),
+                size=int(item.get("size") or 0),
+                mtime=parse_time(mtime) if mtime else None,
+            )
+        )
+    return nodes, result
+
+
+def dump(
+    runner: Runner, repo: Repository, snapshot: str, path: str, sink: Callable[[bytes], None]
+) -> Completed:
+    """Stream one file of `snapshot` as restic reads it from the repository into `sink`."""
+    return runner.stream(repo, ["dump", snapshot, path], sink)

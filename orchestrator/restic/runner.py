@@ -14,10 +14,13 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import IO
 
 from orchestrator.errors import CancelledError, ResticError
 from orchestrator.restic import features
@@ -27,6 +30,10 @@ log = logging.getLogger("orchestrator.restic")
 
 # How long restic gets to remove its lock and exit after SIGINT.
 INTERRUPT_GRACE_SECONDS = 30.0
+
+# Never inherited by restic: our own settings, and ORCHESTRATOR_SECRET_* values, which
+# /proc/<pid>/environ would otherwise show to anyone who may inspect restic.
+_WITHHELD_ENV = ("RESTIC_", "ORCHESTRATOR_")
 
 
 @dataclass(frozen=True)
@@ -114,38 +121,41 @@ class Runner:
             os.write(write_fd, repo.password.encode() + b"\n")
         finally:
             os.close(write_fd)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_WITHHELD_ENV)}
         env.update(repo.env)
         env["RESTIC_PASSWORD_FILE"] = f"/dev/fd/{read_fd}"
         env["RESTIC_PROGRESS_FPS"] = "0.2"
         env["TZ"] = "UTC"  # one time zone for `--time` and for what restic prints
         started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-                pass_fds=(read_fd,),
-                start_new_session=True,
-                preexec_fn=_interrupt_when_parent_dies,
-            )
-        except FileNotFoundError:
-            raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
-        finally:
-            os.close(read_fd)
-        limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
-        timed_out = False
-        try:
-            stdout, stderr = proc.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            stdout, stderr = _interrupt(proc)
-        except KeyboardInterrupt:
-            _interrupt(proc)
-            raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
+        # Files, not pipes: if we are killed (-9), restic's next write to a pipe nobody reads
+        # would kill it with SIGPIPE before it removes its lock.
+        with tempfile.TemporaryFile() as outfile, tempfile.TemporaryFile() as errfile:
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=outfile,
+                    stderr=errfile,
+                    env=env,
+                    pass_fds=(read_fd,),
+                    start_new_session=True,
+                    preexec_fn=_interrupt_when_parent_dies,
+                )
+            except FileNotFoundError:
+                raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
+            finally:
+                os.close(read_fd)
+            limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
+            timed_out = False
+            try:
+                proc.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _interrupt(proc)
+            except KeyboardInterrupt:
+                _interrupt(proc)
+                raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
+            stdout, stderr = (_read_text(f) for f in (outfile, errfile))
         seconds = time.monotonic() - started
         stderr = mask(stderr, secrets)
         if timed_out:
@@ -164,6 +174,80 @@ class Runner:
             )
         return Completed(tuple(args), proc.returncode, stdout, stderr, seconds, kind)
 
+    def stream(
+        self,
+        repo: Repository,
+        args: list[str],
+        sink: Callable[[bytes], None],
+        *,
+        chunk_size: int = 1 << 20,
+        timeout_seconds: float | None = None,
+    ) -> Completed:
+        """Like `run`, but restic's binary stdout goes to `sink` chunk by chunk (e.g. `dump`
+        into a hash): bounded memory whatever the size. `Completed.stdout` is empty."""
+        version = self.version
+        argv = [self.binary, "--repo", repo.url, "--no-cache"]
+        for opt in repo.options:
+            argv += ["--option", opt]
+        argv += args
+        secrets = repo.secrets()
+        log.info("streaming: %s", mask(" ".join(argv), secrets))
+        read_fd, write_fd = os.pipe()
+        try:
+            os.write(write_fd, repo.password.encode() + b"\n")
+        finally:
+            os.close(write_fd)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_WITHHELD_ENV)}
+        env.update(repo.env)
+        env["RESTIC_PASSWORD_FILE"] = f"/dev/fd/{read_fd}"
+        env["TZ"] = "UTC"
+        started = time.monotonic()
+        limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
+        with tempfile.TemporaryFile() as errfile:  # a file, so a chatty stderr never blocks
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=errfile,
+                    env=env,
+                    pass_fds=(read_fd,),
+                    start_new_session=True,
+                    preexec_fn=_interrupt_when_parent_dies,
+                )
+            except FileNotFoundError:
+                raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
+            finally:
+                os.close(read_fd)
+            timer = threading.Timer(limit, proc.send_signal, (signal.SIGINT,)) if limit else None
+            if timer:
+                timer.start()
+            try:
+                assert proc.stdout is not None
+                while chunk := proc.stdout.read(chunk_size):
+                    sink(chunk)
+                proc.wait()
+            except KeyboardInterrupt:
+                _interrupt(proc)
+                raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
+            except BaseException:
+                _interrupt(proc)
+                raise
+            finally:
+                if timer:
+                    timer.cancel()
+            errfile.seek(0)
+            stderr = mask(errfile.read().decode(errors="replace"), secrets)
+        seconds = time.monotonic() - started
+        timed_out = bool(limit) and seconds >= (limit or 0) and proc.returncode != 0
+        if timed_out:
+            kind: str | None = features.TIMEOUT
+        elif proc.returncode == 0:
+            kind = None
+        else:
+            kind = features.classify(version, proc.returncode, stderr)
+        return Completed(tuple(args), proc.returncode, "", stderr, seconds, kind)
+
 
 def _interrupt_when_parent_dies() -> None:
     """In the child: if the orchestrator is killed (-9), the kernel sends restic SIGINT, so
@@ -176,12 +260,18 @@ def _interrupt_when_parent_dies() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
 
 
-def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+def _read_text(file: IO[bytes]) -> str:
+    """All restic wrote to `file`; a file name that is not UTF-8 must not crash the run."""
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> None:
     """SIGINT lets restic remove its lock; SIGKILL only if it ignores us past the grace."""
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGINT)
     try:
-        return proc.communicate(timeout=INTERRUPT_GRACE_SECONDS)
+        proc.communicate(timeout=INTERRUPT_GRACE_SECONDS)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         proc.kill()
-        return proc.communicate()
+        proc.communicate()

@@ -9,7 +9,7 @@ from typing import BinaryIO
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import LocalTargetSpec
 from orchestrator.restic.runner import Repository
-from orchestrator.targets import CONTENT_ADDRESSED, RepoFile
+from orchestrator.targets import CONTENT_ADDRESSED, Probe, RepoFile
 
 
 class LocalTarget:
@@ -46,6 +46,23 @@ class LocalTarget:
                 f"target '{self.name}': cannot create repository {path}: "
                 f"{parent} is not a writable directory"
             )
+
+    def probe(self) -> Probe:
+        """Preflight, plus free space (statvfs) on the file system that holds the repository."""
+        self.preflight()
+        existing = self.path
+        while not existing.exists():
+            existing = existing.parent
+        st = os.statvfs(existing)
+        notes = (
+            () if self.path.exists() else (f"{self.path} does not exist yet (restic creates it)",)
+        )
+        return Probe(
+            initialised=self.is_initialised(),
+            writable=True,  # preflight checked it
+            free_bytes=st.f_bavail * st.f_frsize,
+            notes=notes,
+        )
 
     def is_initialised(self) -> bool:
         return (self.path / "config").is_file()

@@ -1,0 +1,299 @@
+"""Verification tiers and restore drills per target: lock, run, record, publish.
+
+Every outcome goes to the catalog (a VerificationRecord, plus subset parts and the
+media listing that make rotation and coverage work) and out through ctx.events:
+damage as DAMAGE_FOUND, every drill as DRILL_DONE. Exit 4 on any damage.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from orchestrator.catalog import VerificationRecord
+from orchestrator.engine.context import Context
+from orchestrator.engine.locks import run_lock
+from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, UsageError
+from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, Event
+from orchestrator.policies.model import Policy, TargetSpec
+from orchestrator.restic import commands
+from orchestrator.verify import TIERS, TierResult, parse_size
+from orchestrator.verify.check import run_check
+from orchestrator.verify.drill import run_drill
+from orchestrator.verify.media import media_coverage, run_media
+from orchestrator.verify.subset import next_part, subset_coverage, subset_total
+
+BUSY = "busy"
+
+
+def verify(
+    ctx: Context,
+    policy: Policy | None,
+    only_target: str | None = None,
+    tier: str = "all",
+) -> list[VerificationRecord]:
+    """Run the tier(s) on every target of `policy` (or of the whole configuration)."""
+    tiers = list(TIERS) if tier == "all" else [tier]
+    if any(t not in TIERS for t in tiers):
+        raise UsageError(f"unknown tier '{tier}' (check, subset, media or all)")
+    records = []
+    for spec in _targets(ctx, policy, only_target):
+        for t in tiers:
+            records.append(_verify_target(ctx, policy, spec, t))
+    return records
+
+
+def _targets(ctx: Context, policy: Policy | None, only: str | None) -> list[TargetSpec]:
+    if policy is not None:
+        return ctx.config.targets_of(policy, only)
+    if only is not None:
+        if only not in ctx.config.targets:
+            raise UsageError(f"unknown target '{only}' (known: {', '.join(ctx.config.targets)})")
+        return [ctx.config.targets[only]]
+    return list(ctx.config.targets.values())
+
+
+def _policies_of(ctx: Context, policy: Policy | None, target: str) -> list[Policy]:
+    if policy is not None:
+        return [policy]
+    return [p for p in ctx.config.policies.values() if target in p.targets]
+
+
+def _verify_target(
+    ctx: Context, policy: Policy | None, spec: TargetSpec, tier: str
+) -> VerificationRecord:
+    rec = VerificationRecord(
+        id=uuid.uuid4().hex,
+        tier=tier,
+        policy=policy.name if policy else None,
+        target=spec.name,
+        started_at=ctx.clock.now(),
+    )
+    ctx.catalog.start_verification(rec)
+    lock_dir = ctx.config.settings.state_dir / "locks"
+    try:
+        with run_lock(lock_dir, f"verify@{spec.name}", ctx.host, rec.started_at):
+            if tier == "media":
+                result = _media(ctx, policy, spec, rec)
+            else:
+                _target, repo = ctx.open_repository(spec)
+                part = None
+                if tier == "subset":
+                    total = subset_total_for(ctx, policy, spec.name)
+                    part = f"{next_part(total, ctx.catalog.subset_parts(spec.name, total))}/{total}"
+                result = run_check(ctx.runner, repo, part)
+                if tier == "subset" and not result.damage:
+                    i, total = (int(x) for x in part.split("/"))  # type: ignore[union-attr]
+                    ctx.catalog.record_subset_part(spec.name, total, i, rec.started_at, rec.id)
+                    cov = subset_coverage(
+                        total, ctx.catalog.subset_parts(spec.name, total), ctx.clock.now()
+                    )
+                    result.details["coverage"] = cov.describe(
+                        subset_runs_since(ctx, spec.name, cov.oldest_read) + 1
+                    )
+                    result.details["coverage_percent"] = cov.percent
+                    result.message += f"; {result.details['coverage']}"
+        _finish(ctx, rec, result)
+    except CancelledError as exc:
+        _fail(ctx, rec, "cancelled", exc.message)
+        raise
+    except BusyError as exc:
+        _fail(ctx, rec, BUSY, exc.message)
+    except OrchestratorError as exc:
+        _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
+    return rec
+
+
+def subset_total_for(ctx: Context, policy: Policy | None, target: str) -> int:
+    """N from the policy's read_data_fraction; one target shared by policies takes the
+    largest N of them (the smallest share per run)."""
+    fractions = [p.verify.read_data_fraction for p in _policies_of(ctx, policy, target) if p.verify]
+    totals = [subset_total(f) for f in fractions if f]
+    return max(totals) if totals else subset_total(None)
+
+
+def subset_runs_since(ctx: Context, target: str, since: object) -> int:
+    """How many good subset runs it took to reach the current coverage (for `status`)."""
+    if since is None:
+        return 0
+    runs = ctx.catalog.verifications(target=target, tier="subset", outcomes=("ok",), limit=10_000)
+    return sum(1 for r in runs if r.started_at >= since)  # type: ignore[operator]
+
+
+def _media_budget(ctx: Context, policy: Policy | None, target: str) -> int | None:
+    budgets = [
+        parse_size(p.verify.media_budget)
+        for p in _policies_of(ctx, policy, target)
+        if p.verify and p.verify.media_budget
+    ]
+    return max(budgets) if budgets else None
+
+
+def _media(
+    ctx: Context, policy: Policy | None, spec: TargetSpec, rec: VerificationRecord
+) -> TierResult:
+    """No password is resolved: only the storage is read."""
+    target = ctx.target(spec)
+    known = ctx.catalog.media_files(spec.name)
+    previous = {p: size for p, (size, _v) in known.items()}
+    verified = {p: v for p, (_s, v) in known.items()}
+    budget = _media_budget(ctx, policy, spec.name)
+    result, current, good = run_media(target, previous, verified, budget)
+    now = ctx.clock.now()
+    ctx.catalog.record_media_listing(spec.name, current, now)
+    ctx.catalog.mark_media_verified(spec.name, good, now)
+    state = ctx.catalog.media_files(spec.name)
+    cov = media_coverage(current, {p: v for p, (_s, v) in state.items()})
+    result.details.update(
+        {
+            "files_listed": cov.files,
+            "bytes_listed": cov.bytes_total,
+            "budget_bytes": budget,
+            "coverage_percent": round(cov.percent, 1),
+            "files_verified": cov.files_verified,
+            "oldest_verified": cov.oldest_verified,
+        }
+    )
+    result.message += f"; {cov.percent:.0f}% of the repository's bytes verified so far"
+    return result
+
+
+def drill(
+    ctx: Context,
+    policy: Policy,
+    only_target: str | None = None,
+    seed: int | None = None,
+    after_restore: Callable[[Path], None] | None = None,
+) -> list[VerificationRecord]:
+    """Restore drill of `policy`'s newest snapshot on each target (or one)."""
+    return [
+        _drill_target(ctx, policy, spec, seed, after_restore)
+        for spec in ctx.config.targets_of(policy, only_target)
+    ]
+
+
+def _drill_target(
+    ctx: Context,
+    policy: Policy,
+    spec: TargetSpec,
+    seed: int | None,
+    after_restore: Callable[[Path], None] | None,
+) -> VerificationRecord:
+    chosen_seed = seed if seed is not None else secrets.randbits(31)
+    rec = VerificationRecord(
+        id=uuid.uuid4().hex,
+        tier="drill",
+        policy=policy.name,
+        target=spec.name,
+        started_at=ctx.clock.now(),
+        seed=chosen_seed,
+    )
+    ctx.catalog.start_verification(rec)
+    state = ctx.config.settings.state_dir
+    spec_drill = policy.drill
+    try:
+        with run_lock(state / "locks", f"drill@{spec.name}", ctx.host, rec.started_at):
+            drills = state / "drills"
+            for stale in drills.glob(f"{spec.name}-*"):  # left by a killed drill
+                shutil.rmtree(stale, ignore_errors=True)
+            _target, repo = ctx.open_repository(spec)
+            snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
+            if not snaps:
+                raise OrchestratorError(
+                    f"target '{spec.name}' holds no snapshot of policy '{policy.name}' to drill"
+                )
+            snap = snaps[-1]
+            rec.snapshot_id = snap.id
+            previous: list[list[str]] = []
+            if seed is None:  # an explicit seed reproduces a sample without history
+                previous = [
+                    r.details.get("sample", [])
+                    for r in ctx.catalog.verifications(
+                        target=spec.name, tier="drill", policy=policy.name, limit=1000
+                    )
+                    if r.outcome in ("ok", "damaged")
+                ]
+            result = run_drill(
+                ctx.runner,
+                repo,
+                snap,
+                drills / f"{spec.name}-{rec.id[:12]}",
+                chosen_seed,
+                spec_drill.sample_files if spec_drill else None,
+                parse_size(spec_drill.sample_bytes)
+                if spec_drill and spec_drill.sample_bytes
+                else None,
+                spec_drill.rto_minutes if spec_drill else None,
+                previous_samples=previous,
+                after_restore=after_restore,
+            )
+        _finish(ctx, rec, result)
+    except CancelledError as exc:
+        _fail(ctx, rec, "cancelled", exc.message)
+        raise
+    except BusyError as exc:
+        _fail(ctx, rec, BUSY, exc.message)
+    except OrchestratorError as exc:
+        _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
+    ctx.events.publish(
+        Event(
+            kind=DRILL_DONE,
+            time=rec.finished_at or ctx.clock.now(),
+            severity="info" if rec.outcome == "ok" else "error",
+            summary=f"drill of '{policy.name}' on '{spec.name}': {rec.outcome}: {rec.message}",
+            policy=policy.name,
+            target=spec.name,
+            run_id=rec.id,
+            details={k: v for k, v in rec.details.items() if k != "sample"},
+        )
+    )
+    return rec
+
+
+def _finish(ctx: Context, rec: VerificationRecord, result: TierResult) -> None:
+    rec.finished_at = ctx.clock.now()
+    rec.part = result.part
+    rec.files, rec.bytes, rec.seconds = result.files, result.bytes, result.seconds
+    rec.message = result.message
+    rec.damage = [asdict(d) for d in result.damage]
+    rec.details = result.details
+    rec.outcome = "damaged" if result.damage else "ok"
+    rec.error_kind = "damage" if result.damage else None
+    ctx.catalog.finish_verification(rec)
+    if result.damage:
+        shown = "; ".join(d.line() for d in result.damage[:5])
+        more = f" (and {len(result.damage) - 5} more)" if len(result.damage) > 5 else ""
+        ctx.events.publish(
+            Event(
+                kind=DAMAGE_FOUND,
+                time=rec.finished_at,
+                severity="critical",
+                summary=f"{rec.tier} on target '{rec.target}' found damage: {shown}{more}",
+                policy=rec.policy,
+                target=rec.target,
+                run_id=rec.id,
+                details={"tier": rec.tier, "damage": rec.damage},
+            )
+        )
+
+
+def _fail(ctx: Context, rec: VerificationRecord, kind: str, message: str) -> None:
+    rec.finished_at = ctx.clock.now()
+    rec.outcome = "failed"
+    rec.error_kind = kind
+    rec.message = message
+    ctx.catalog.finish_verification(rec)
+
+
+def exit_code_for(records: list[VerificationRecord]) -> ExitCode:
+    """4 any damage; 75 only busy; 1 any other failure; 0 all verified."""
+    if any(r.outcome == "damaged" for r in records):
+        return ExitCode.DAMAGE
+    failed = [r for r in records if r.outcome != "ok"]
+    if failed and all(r.error_kind == BUSY for r in failed):
+        return ExitCode.BUSY
+    return ExitCode.FAILURE if failed else ExitCode.OK
