@@ -100,22 +100,21 @@ class Runner:
             ) from None
         return Version.parse(out.stdout)
 
-    def run(
-        self,
-        repo: Repository,
-        args: list[str],
-        *,
-        timeout_seconds: float | None = None,
-        ok_codes: tuple[int, ...] = (0,),
-    ) -> Completed:
-        """Run `restic -r URL args...`; returns a Completed whose `kind` classifies failure."""
-        version = self.version
+    def _prepare(
+        self, repo: Repository, args: list[str], verb: str
+    ) -> tuple[list[str], dict[str, str], int, list[str]]:
+        """argv, environment and the read end of the password pipe for one restic process.
+
+        The password is written into a pipe before restic starts (it fits the pipe
+        buffer), so restic reads it from /dev/fd/N and it never touches argv, the
+        environment or the disk. The caller closes the returned fd after spawning.
+        """
         argv = [self.binary, "--repo", repo.url, "--no-cache"]
         for opt in repo.options:
             argv += ["--option", opt]
         argv += args
         secrets = repo.secrets()
-        log.info("running: %s", mask(" ".join(argv), secrets))
+        log.info("%s: %s", verb, mask(" ".join(argv), secrets))
         read_fd, write_fd = os.pipe()
         try:
             os.write(write_fd, repo.password.encode() + b"\n")
@@ -126,6 +125,19 @@ class Runner:
         env["RESTIC_PASSWORD_FILE"] = f"/dev/fd/{read_fd}"
         env["RESTIC_PROGRESS_FPS"] = "0.2"
         env["TZ"] = "UTC"  # one time zone for `--time` and for what restic prints
+        return argv, env, read_fd, secrets
+
+    def run(
+        self,
+        repo: Repository,
+        args: list[str],
+        *,
+        timeout_seconds: float | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+    ) -> Completed:
+        """Run `restic -r URL args...`; returns a Completed whose `kind` classifies failure."""
+        version = self.version
+        argv, env, read_fd, secrets = self._prepare(repo, args, "running")
         started = time.monotonic()
         # Files, not pipes: if we are killed (-9), restic's next write to a pipe nobody reads
         # would kill it with SIGPIPE before it removes its lock.
@@ -186,21 +198,7 @@ class Runner:
         """Like `run`, but restic's binary stdout goes to `sink` chunk by chunk (e.g. `dump`
         into a hash): bounded memory whatever the size. `Completed.stdout` is empty."""
         version = self.version
-        argv = [self.binary, "--repo", repo.url, "--no-cache"]
-        for opt in repo.options:
-            argv += ["--option", opt]
-        argv += args
-        secrets = repo.secrets()
-        log.info("streaming: %s", mask(" ".join(argv), secrets))
-        read_fd, write_fd = os.pipe()
-        try:
-            os.write(write_fd, repo.password.encode() + b"\n")
-        finally:
-            os.close(write_fd)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_WITHHELD_ENV)}
-        env.update(repo.env)
-        env["RESTIC_PASSWORD_FILE"] = f"/dev/fd/{read_fd}"
-        env["TZ"] = "UTC"
+        argv, env, read_fd, secrets = self._prepare(repo, args, "streaming")
         started = time.monotonic()
         limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
         with tempfile.TemporaryFile() as errfile:  # a file, so a chatty stderr never blocks
