@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import IO
+from typing import IO, Any
 
 from orchestrator.errors import CancelledError, ResticError
 from orchestrator.restic import features
@@ -127,6 +127,26 @@ class Runner:
         env["TZ"] = "UTC"  # one time zone for `--time` and for what restic prints
         return argv, env, read_fd, secrets
 
+    def _spawn(
+        self, argv: list[str], env: dict[str, str], read_fd: int, stdout: Any, stderr: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start restic in its own session (Ctrl-C is ours to forward, as SIGINT)."""
+        try:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env=env,
+                pass_fds=(read_fd,),
+                start_new_session=True,
+                preexec_fn=_interrupt_when_parent_dies,
+            )
+        except FileNotFoundError:
+            raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
+        finally:
+            os.close(read_fd)
+
     def run(
         self,
         repo: Repository,
@@ -142,21 +162,7 @@ class Runner:
         # Files, not pipes: if we are killed (-9), restic's next write to a pipe nobody reads
         # would kill it with SIGPIPE before it removes its lock.
         with tempfile.TemporaryFile() as outfile, tempfile.TemporaryFile() as errfile:
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=outfile,
-                    stderr=errfile,
-                    env=env,
-                    pass_fds=(read_fd,),
-                    start_new_session=True,
-                    preexec_fn=_interrupt_when_parent_dies,
-                )
-            except FileNotFoundError:
-                raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
-            finally:
-                os.close(read_fd)
+            proc = self._spawn(argv, env, read_fd, outfile, errfile)
             limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
             timed_out = False
             try:
@@ -202,21 +208,7 @@ class Runner:
         started = time.monotonic()
         limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
         with tempfile.TemporaryFile() as errfile:  # a file, so a chatty stderr never blocks
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=errfile,
-                    env=env,
-                    pass_fds=(read_fd,),
-                    start_new_session=True,
-                    preexec_fn=_interrupt_when_parent_dies,
-                )
-            except FileNotFoundError:
-                raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
-            finally:
-                os.close(read_fd)
+            proc = self._spawn(argv, env, read_fd, subprocess.PIPE, errfile)
             timer = threading.Timer(limit, proc.send_signal, (signal.SIGINT,)) if limit else None
             if timer:
                 timer.start()
