@@ -165,6 +165,7 @@ def backup(
 ) -> None:
     """Back up POLICY to its targets (exit 3 when some target failed or was partial)."""
     from orchestrator.engine.backup import backup_policy, exit_code_for
+    from orchestrator.engine.copies import copy_new_snapshots
 
     if bool(policy) == all_policies:
         raise UsageError("name one POLICY or pass --all")
@@ -173,7 +174,8 @@ def backup(
     policies = list(cfg.policies.values()) if all_policies else [cfg.policy(policy)]
     runs = []
     for pol in policies:
-        runs += backup_policy(ctx, pol, level, target)
+        made = backup_policy(ctx, pol, level, target)
+        runs += made + copy_new_snapshots(ctx, pol, made)  # copy_to: a failed copy exits 3
     code = exit_code_for(runs)
     obj.emit("backup", {"exit_code": int(code), "runs": runs}, lambda: _render_runs(runs))
     _report_problems(runs)
@@ -272,6 +274,9 @@ def snapshots(obj: Obj, policy: str | None, target: str | None) -> None:
         return "\n".join(out)
 
     obj.emit("snapshots", payload, text)
+    for lst in listings:  # why a target could not be read reaches a person even under --json
+        if lst.error and lst.error_kind != "no_repository":
+            click.echo(f"orchestrator: {lst.error}", err=True)
     if listings and all(lst.error for lst in listings):
         sys.exit(ExitCode.FAILURE)
 
@@ -350,6 +355,11 @@ def status(obj: Obj, now: str | None) -> None:
                 "last_drill": r.last_drill,
                 "drill_age_hours": r.drill_age_hours,
                 "subset_coverage": r.subset_coverage,
+                "missed": [
+                    {"slot": m.key, "due": m.due, "state": m.state, "note": m.note}
+                    for m in getattr(r, "missed", ())
+                ],
+                "running": getattr(r, "running", ()),
             }
             for r in rows
         ],
@@ -389,7 +399,26 @@ def _render_status(rows: list[Any]) -> str:
         for r in rows
         if getattr(r, "subset_coverage", None) is not None
     ]
-    return "\n".join([text, *checks])
+    return "\n".join([text, *checks, *_render_slots(rows)])
+
+
+def _render_slots(rows: list[Any]) -> list[str]:
+    """Missed slots once per policy, and what is running now, one line each."""
+    lines, seen = [], set()
+    for r in rows:
+        for run in getattr(r, "running", ()):
+            lines.append(
+                f"running: {run.policy}@{run.target} since {run.started_at:%Y-%m-%d %H:%M} "
+                f"(pid {run.pid}, slot {run.slot_key or '-'})"
+            )
+        if r.policy in seen:
+            continue
+        seen.add(r.policy)
+        missed = getattr(r, "missed", ())
+        if missed:
+            lines.append(f"{r.policy}: {len(missed)} slot(s) not run on time:")
+            lines += [f"  {m.key} {m.state}: {m.note}" for m in missed]
+    return lines
 
 
 @cli.command()
@@ -592,6 +621,164 @@ def demo(obj: Obj, workdir: Path | None) -> None:
     from orchestrator.demo import run_demo
 
     run_demo(workdir, echo=click.echo)
+
+
+@cli.command("run")
+@click.option("--due", is_flag=True, help="Run everything due now (the only mode so far).")
+@click.option("--now", metavar="T", help="Simulate this time (snapshots are stamped with it).")
+@click.pass_obj
+def run_cmd(obj: Obj, due: bool, now: str | None) -> None:
+    """One idempotent pass: every slot due now runs once; missed slots are recorded."""
+    from orchestrator.engine.daemon import LogSink
+    from orchestrator.engine.due import run_due
+
+    if not due:
+        raise UsageError("run: pass --due (one pass over everything due now)")
+    cfg = obj.config
+    ctx = obj.context(parse_time(now, cfg.settings.timezone, "--now"))
+    ctx.events.subscribe(LogSink())
+    report = run_due(ctx, ctx.clock.now())
+    code = _pass_exit_code(report)
+    obj.emit(
+        "run",
+        {
+            "exit_code": int(code),
+            "now": report.now,
+            "runs": report.runs,
+            "slots": report.recorded,
+            "interrupted": report.interrupted,
+            "retention": report.retention,
+            "prunes": [{"target": t, "error": e} for t, e in report.prunes],
+            "rpo_breaches": report.breaches,
+        },
+        lambda: _render_pass(report),
+    )
+    sys.exit(code)
+
+
+def _pass_exit_code(report: Any) -> ExitCode:
+    from orchestrator.engine.backup import exit_code_for
+
+    code = exit_code_for(report.runs) if report.runs else ExitCode.OK
+    troubled = any(r.refused or r.error for r in report.retention) or any(
+        e for _, e in report.prunes
+    )
+    return ExitCode.PARTIAL if troubled and code == ExitCode.OK else code
+
+
+def _render_pass(report: Any) -> str:
+    lines = []
+    if report.runs:
+        lines.append(_render_runs(report.runs))
+    for rec in report.recorded:
+        if rec.state != "started":
+            lines.append(f"slot {rec.key} {rec.state}: {rec.note}")
+    for rec in report.interrupted:
+        lines.append(f"slot {rec.key} interrupted: {rec.note}")
+    lines += [r.summary for r in report.retention]
+    lines += [f"prune {t}: {e or 'done'}" for t, e in report.prunes]
+    lines += [
+        f"RPO breached: {b.policy}@{b.target} newest good backup {b.age_hours:.1f}h old "
+        f"(rpo {b.rpo_hours:g}h)"
+        for b in report.breaches
+    ]
+    return "\n".join(lines) or f"nothing due at {report.now.isoformat(timespec='minutes')}"
+
+
+@cli.command()
+@click.option(
+    "--now",
+    metavar="T",
+    hidden=True,
+    help="Start the clock at T; it then runs at real speed (simulation and tests).",
+)
+@click.pass_obj
+def daemon(obj: Obj, now: str | None) -> None:
+    """Run `run --due` in a loop, sleeping until the next due time.
+
+    SIGHUP reloads policies.toml (an invalid file is rejected, the old one kept);
+    SIGINT/SIGTERM stop restic cleanly, record interrupted runs and exit 0."""
+    from orchestrator.engine.context import Context
+    from orchestrator.engine.daemon import Daemon, LogSink, OffsetClock
+    from orchestrator.policies.loader import load_config
+
+    cfg = obj.config
+    start = parse_time(now, cfg.settings.timezone, "--now")
+    logging.getLogger("orchestrator.daemon").setLevel(
+        min(logging.INFO, logging.getLogger().getEffectiveLevel())
+    )
+    ctx = Context.open(cfg, OffsetClock(start) if start else None, simulated=start is not None)
+    obj._ctx = ctx
+    ctx.events.subscribe(LogSink())
+    Daemon(ctx, lambda: load_config(obj.config_path)).run()
+
+
+@cli.command()
+@click.argument("policy", required=False)
+@click.option("--target", help="Only this target of the policy.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; remove nothing.")
+@click.option(
+    "--max-share",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Override forget_max_share for this run (e.g. 0.9 after retention was tightened).",
+)
+@click.pass_obj
+def forget(
+    obj: Obj, policy: str | None, target: str | None, dry_run: bool, max_share: float | None
+) -> None:
+    """Apply retention: restic plans (--dry-run --json), we check, then forget by id."""
+    from orchestrator.engine.retention import forget_policy
+    from orchestrator.render import table
+
+    cfg = obj.config
+    policies = (
+        [cfg.policy(policy)]
+        if policy
+        else [p for p in cfg.policies.values() if not p.retention.is_empty()]
+    )
+    ctx = obj.context()
+    results = []
+    for pol in policies:
+        results += forget_policy(ctx, pol, dry_run, target, max_share)
+    # A dry run shows a refusal as its plan; only errors fail it.
+    bad = [r for r in results if r.error or (r.refused and not dry_run)]
+    code = (
+        ExitCode.OK
+        if not bad
+        else (ExitCode.FAILURE if len(bad) == len(results) else ExitCode.PARTIAL)
+    )
+    obj.emit(
+        "forget",
+        {"exit_code": int(code), "dry_run": dry_run, "results": results},
+        lambda: (
+            table(
+                ["policy", "target", "keep", "remove", "result"],
+                [
+                    [
+                        r.policy,
+                        r.target,
+                        len(r.keep),
+                        len(r.remove),
+                        r.error
+                        or r.refused
+                        or (
+                            "removed"
+                            if r.removed
+                            else "dry run"
+                            if r.remove
+                            else "nothing to remove"
+                        ),
+                    ]
+                    for r in results
+                ],
+            )
+            if results
+            else "no policy has retention rules"
+        ),
+    )
+    for r in bad:
+        click.echo(f"orchestrator: {r.summary}", err=True)
+    sys.exit(code)
 
 
 def _raise_interrupt(signum: int, frame: object) -> NoReturn:

@@ -27,6 +27,18 @@ RESTORE_DONE = "restore.done"
 RESTORE_FAILED = "restore.failed"
 DAMAGE_FOUND = "damage.found"
 DRILL_DONE = "drill.done"
+COPY_DONE = "copy.done"  # a new snapshot copied to a policy's copy_to target
+COPY_FAILED = "copy.failed"
+# The daemon (engine/due.py): slots, RPO, retention.
+SLOT_MISSED = "slot.missed"
+SLOT_INTERRUPTED = "slot.interrupted"
+RPO_BREACHED = "rpo.breached"
+RPO_RESTORED = "rpo.restored"
+RETENTION_APPLIED = "retention.applied"
+RETENTION_REFUSED = "retention.refused"
+RETENTION_FAILED = "retention.failed"
+PRUNE_DONE = "prune.done"
+PRUNE_FAILED = "prune.failed"
 
 
 @dataclass(frozen=True)

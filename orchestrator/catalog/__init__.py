@@ -22,7 +22,7 @@ class RunRecord:
     """One run of one operation on one target, from start to outcome."""
 
     id: str
-    kind: str  # backup | restore
+    kind: str  # backup | restore | copy
     policy: str
     target: str
     started_at: datetime
@@ -69,6 +69,39 @@ class VerificationRecord:
     message: str = ""
     damage: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+
+
+SLOT_STATES = ("started", "done", "missed", "skipped", "interrupted")
+# A slot in one of these states is settled: no later pass runs it again.
+SETTLED_SLOT_STATES = ("done", "missed", "skipped")
+
+
+@dataclass
+class SlotRecord:
+    """One scheduled job (a backup slot, a retention or prune job), recorded before it runs.
+
+    `state`: started (claimed, running), done (outcome recorded), missed (past grace and
+    covered by a catch-up run under another key), skipped (past grace, deliberately not
+    run: catch_up = skip, or superseded), interrupted (its process died mid-run; the next
+    pass catches it up by the policy's rule).
+    """
+
+    key: str
+    kind: str  # backup | forget | prune
+    policy: str  # "" for a prune job (per target)
+    due: datetime
+    level: str | None
+    state: str
+    target: str | None = None
+    note: str = ""
+    outcome: str | None = None
+    run_ids: tuple[str, ...] = ()
+    attempts: int = 0
+    host: str = ""
+    pid: int = 0
+    recorded_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class Catalog(Protocol):
@@ -131,6 +164,37 @@ class Catalog(Protocol):
         """Replace the listing; paths whose size is unchanged keep their verified time."""
 
     def mark_media_verified(self, target: str, paths: list[str], when: datetime) -> None: ...
+
+    # --- the daemon's slots (see engine/due.py) ---
+
+    def claim_slot(self, rec: SlotRecord) -> bool:
+        """Record a slot as started before its run; False when it is already recorded
+        (another pass has it) unless it was interrupted, which is claimed again."""
+
+    def record_slot(self, rec: SlotRecord) -> None:
+        """Insert or overwrite a slot's record (missed, skipped, interrupted, done)."""
+
+    def get_slot(self, key: str) -> SlotRecord | None: ...
+
+    def slots(
+        self,
+        kind: str | None = None,
+        policy: str | None = None,
+        states: tuple[str, ...] | None = None,
+        limit: int = 1000,
+    ) -> list[SlotRecord]:
+        """Newest due first."""
+
+    def newest_slot_due(self, kind: str, policy: str) -> datetime | None:
+        """The due time of the newest recorded slot: every earlier one has been decided."""
+
+    def first_seen(self, policy: str, now: datetime) -> datetime:
+        """When the orchestrator first saw the policy (recorded as `now` the first time)."""
+
+    def get_mark(self, key: str) -> str | None: ...
+
+    def set_mark(self, key: str, value: str | None, now: datetime) -> None:
+        """Set (or with None, delete) a small named fact, e.g. an open RPO alert."""
 
     def add_event(self, event: Event) -> None: ...
 

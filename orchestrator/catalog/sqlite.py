@@ -6,10 +6,10 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestrator.catalog import GOOD_OUTCOMES, RunRecord, VerificationRecord
+from orchestrator.catalog import GOOD_OUTCOMES, RunRecord, SlotRecord, VerificationRecord
 from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
 
@@ -90,6 +90,40 @@ MIGRATIONS: tuple[str, ...] = (
         listed_at TEXT NOT NULL,
         verified_at TEXT,
         PRIMARY KEY (target, path)
+    );
+    """,
+    # the daemon: every slot recorded before its run and after (idempotent passes, crash
+    # recovery, missed slots), when each policy was first seen, and small named marks
+    """
+    CREATE TABLE slots (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        target TEXT,
+        due TEXT NOT NULL,
+        due_utc TEXT NOT NULL,
+        level TEXT,
+        state TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        outcome TEXT,
+        run_ids TEXT NOT NULL DEFAULT '[]',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        host TEXT NOT NULL DEFAULT '',
+        pid INTEGER NOT NULL DEFAULT 0,
+        recorded_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX slots_by_policy ON slots (kind, policy, due_utc);
+    CREATE INDEX slots_by_state ON slots (state, due_utc);
+    CREATE TABLE policies_seen (
+        policy TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE marks (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
     );
     """,
 )
@@ -326,6 +360,93 @@ class SqliteCatalog:
             [(when.isoformat(), target, p) for p in paths],
         )
 
+    # --- the daemon's slots ---
+
+    def claim_slot(self, rec: SlotRecord) -> bool:
+        row = _slot_row(rec)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.execute(
+                f"INSERT INTO slots ({cols}) VALUES ({marks}) ON CONFLICT (key) DO NOTHING", row
+            )
+            claimed = cur.rowcount == 1
+            if not claimed:
+                sets = ", ".join(f"{c} = :{c}" for c in row if c not in ("key", "attempts"))
+                cur = self.db.execute(
+                    f"UPDATE slots SET {sets}, attempts = attempts + 1 "
+                    "WHERE key = :key AND state = 'interrupted'",
+                    row,
+                )
+                claimed = cur.rowcount == 1
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return claimed
+
+    def record_slot(self, rec: SlotRecord) -> None:
+        row = _slot_row(rec)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        sets = ", ".join(f"{c} = excluded.{c}" for c in row if c != "key")
+        self.db.execute(
+            f"INSERT INTO slots ({cols}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET {sets}",
+            row,
+        )
+
+    def get_slot(self, key: str) -> SlotRecord | None:
+        row = self.db.execute("SELECT * FROM slots WHERE key = ?", (key,)).fetchone()
+        return _slot_from(row) if row else None
+
+    def slots(
+        self,
+        kind: str | None = None,
+        policy: str | None = None,
+        states: tuple[str, ...] | None = None,
+        limit: int = 1000,
+    ) -> list[SlotRecord]:
+        where, params = _filters(kind=kind, policy=policy)
+        if states:
+            where += f" AND state IN ({', '.join('?' for _ in states)})"
+            params += list(states)
+        sql = f"SELECT * FROM slots {where} ORDER BY due_utc DESC, key DESC LIMIT ?"
+        return [_slot_from(r) for r in self.db.execute(sql, [*params, limit])]
+
+    def newest_slot_due(self, kind: str, policy: str) -> datetime | None:
+        row = self.db.execute(
+            "SELECT due FROM slots WHERE kind = ? AND policy = ? ORDER BY due_utc DESC LIMIT 1",
+            (kind, policy),
+        ).fetchone()
+        return datetime.fromisoformat(row["due"]) if row else None
+
+    def first_seen(self, policy: str, now: datetime) -> datetime:
+        self.db.execute(
+            "INSERT INTO policies_seen (policy, first_seen) VALUES (?, ?) "
+            "ON CONFLICT (policy) DO NOTHING",
+            (policy, now.isoformat()),
+        )
+        row = self.db.execute(
+            "SELECT first_seen FROM policies_seen WHERE policy = ?", (policy,)
+        ).fetchone()
+        return datetime.fromisoformat(row["first_seen"])
+
+    def get_mark(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM marks WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_mark(self, key: str, value: str | None, now: datetime) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM marks WHERE key = ?", (key,))
+            return
+        self.db.execute(
+            "INSERT INTO marks (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, value, now.isoformat()),
+        )
+
     def close(self) -> None:
         self.db.close()
 
@@ -355,6 +476,28 @@ def _verification_from(row: sqlite3.Row) -> VerificationRecord:
     values["damage"] = json.loads(row["damage"])
     values["details"] = json.loads(row["details"])
     return VerificationRecord(**values)
+
+
+_SLOT_FIELDS = [f.name for f in fields(SlotRecord)]
+_SLOT_TIMES = ("due", "recorded_at", "started_at", "finished_at")
+
+
+def _slot_row(rec: SlotRecord) -> dict[str, object]:
+    row: dict[str, object] = {name: getattr(rec, name) for name in _SLOT_FIELDS}
+    for name in _SLOT_TIMES:
+        row[name] = _iso(getattr(rec, name))
+    # `due` keeps the policy's zone for people; `due_utc` sorts correctly across DST.
+    row["due_utc"] = rec.due.astimezone(UTC).isoformat()
+    row["run_ids"] = json.dumps(list(rec.run_ids))
+    return row
+
+
+def _slot_from(row: sqlite3.Row) -> SlotRecord:
+    values = {name: row[name] for name in _SLOT_FIELDS}
+    for name in _SLOT_TIMES:
+        values[name] = datetime.fromisoformat(row[name]) if row[name] else None
+    values["run_ids"] = tuple(json.loads(row["run_ids"]))
+    return SlotRecord(**values)
 
 
 def _filters(**conditions: str | None) -> tuple[str, list[str]]:

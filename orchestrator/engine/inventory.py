@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.engine.context import Context
+from orchestrator.engine.preflight import ready_repository
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
@@ -16,6 +17,7 @@ class TargetListing:
     target: str
     snapshots: tuple[Snapshot, ...]
     error: str | None = None
+    error_kind: str | None = None  # features.NO_REPOSITORY is a state, not a failure
 
 
 def list_snapshots(
@@ -24,7 +26,7 @@ def list_snapshots(
     """One listing per target; a target that cannot be read says why instead of failing all."""
     specs: list[TargetSpec]
     if policy is not None:
-        specs = ctx.config.targets_of(policy, only_target)
+        specs = ctx.config.holders_of(policy, only_target)
     elif only_target is not None:
         if only_target not in ctx.config.targets:
             from orchestrator.errors import UsageError
@@ -37,12 +39,15 @@ def list_snapshots(
     listings = []
     for spec in specs:
         try:
-            _target, repo = ctx.open_repository(spec)
+            _target, repo = ready_repository(ctx, spec)
             snaps = commands.snapshots(ctx.runner, repo, tags)
             listings.append(TargetListing(spec.name, tuple(snaps)))
         except OrchestratorError as exc:
-            if getattr(exc, "kind", None) == features.NO_REPOSITORY:
-                listings.append(TargetListing(spec.name, (), "no repository yet (no backup run)"))
+            kind = getattr(exc, "kind", type(exc).__name__)
+            if kind == features.NO_REPOSITORY:
+                listings.append(
+                    TargetListing(spec.name, (), "no repository yet (no backup run)", kind)
+                )
             else:
-                listings.append(TargetListing(spec.name, (), exc.message))
+                listings.append(TargetListing(spec.name, (), exc.message, kind))
     return listings

@@ -14,6 +14,8 @@ from orchestrator.engine.context import Context
 from orchestrator.errors import ExitCode, OrchestratorError, ResticError, TargetError, UsageError
 from orchestrator.policies.model import TargetSpec
 from orchestrator.restic import commands, features
+from orchestrator.restic.runner import Repository
+from orchestrator.targets import Target
 
 # The oldest restic this product is tested with (testing.md: 0.14 on Debian bookworm).
 MIN_RESTIC = (0, 14)
@@ -99,6 +101,21 @@ def check_target(ctx: Context, spec: TargetSpec) -> TargetCheck:
         if close is not None:
             close()
     return result
+
+
+def ready_repository(ctx: Context, spec: TargetSpec) -> tuple[Target, Repository]:
+    """The target and its repository after the cheap preflight, for every restic run that
+    reads (snapshots, restore, check, drill) as for backups: an unreachable target then
+    fails with its own sentence (refused, timeout, host key, bucket) instead of restic's
+    "unable to start the sftp session, error: EOF". The preflight's connection is closed."""
+    target, repo = ctx.open_repository(spec)
+    try:
+        target.preflight()
+    finally:
+        close = getattr(target, "close", None)
+        if close is not None:
+            close()
+    return target, repo
 
 
 def exit_code_for(checks: list[TargetCheck]) -> ExitCode:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from orchestrator.catalog import RunRecord
 from orchestrator.engine.context import Context
+from orchestrator.engine.preflight import ready_repository
 from orchestrator.errors import CancelledError, OrchestratorError, UsageError
 from orchestrator.events import RESTORE_DONE, RESTORE_FAILED, Event
 from orchestrator.policies.model import Policy, TargetSpec
@@ -44,7 +45,7 @@ def restore_policy(
     destination = destination.expanduser().absolute()
     _check_destination(destination, overwrite)
     errors: list[str] = []
-    for spec in ctx.config.targets_of(policy, only_target):
+    for spec in ctx.config.holders_of(policy, only_target):
         try:
             return _restore_from(ctx, policy, spec, destination, snapshot, paths)
         except CancelledError:
@@ -86,7 +87,7 @@ def _restore_from(
     ctx.catalog.start_run(run)
     staging: Path | None = None
     try:
-        _target, repo = ctx.open_repository(spec)
+        _target, repo = ready_repository(ctx, spec)
         snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
         snap = _pick(snaps, wanted, policy.name, spec.name)
         run.snapshot_id, run.level = snap.id, snap.tag("level")

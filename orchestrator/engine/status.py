@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.catalog import RunRecord, VerificationRecord
+from orchestrator.catalog import RunRecord, SlotRecord, VerificationRecord
 from orchestrator.engine.context import Context
 from orchestrator.policies.model import LEVELS, Policy
 from orchestrator.policies.schedule import Slot, next_slot
@@ -29,6 +29,10 @@ class TargetStatus:
     last_drill: VerificationRecord | None = None  # newest successful drill
     drill_age_hours: float | None = None
     subset_coverage: str | None = None  # e.g. "100% of data read within the last 8 runs / 23 days"
+    # The daemon's slots: not run on time (missed, skipped, interrupted), newest first,
+    # and the runs going on now.
+    missed: tuple[SlotRecord, ...] = ()
+    running: tuple[RunRecord, ...] = ()
 
     @property
     def rpo_breached(self) -> bool | None:
@@ -55,6 +59,7 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
     rows = []
     for policy in ctx.config.policies.values():
         upcoming = next_slot(policy, tz, now)
+        missed = _missed_slots(ctx, policy.name)
         for target in policy.targets:
             newest = ctx.catalog.newest_run(policy.name, target)
             by_level = {lv: ctx.catalog.newest_run(policy.name, target, level=lv) for lv in LEVELS}
@@ -72,9 +77,42 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
                     rpo_hours=policy.rpo_hours,
                     next_due=upcoming,
                     **_verification_status(ctx, policy, target, now),
+                    missed=missed,
+                    running=tuple(
+                        r
+                        for r in ctx.catalog.runs(policy=policy.name, target=target, limit=10)
+                        if r.outcome == "running"
+                    ),
                 )
             )
     return rows
+
+
+MISSED_SHOWN = 50
+
+
+def _missed_slots(ctx: Context, policy: str) -> tuple[SlotRecord, ...]:
+    """Slots not run on their own: missed, skipped, interrupted; a slot still `started`
+    by a process that is gone counts as interrupted (the next pass will record it so)."""
+    import dataclasses
+
+    from orchestrator.engine.context import _pid_alive
+
+    found = []
+    for rec in ctx.catalog.slots(
+        kind="backup",
+        policy=policy,
+        states=("missed", "skipped", "interrupted", "started"),
+        limit=MISSED_SHOWN,
+    ):
+        if rec.state == "started":
+            if rec.host != ctx.host or _pid_alive(rec.pid):
+                continue
+            rec = dataclasses.replace(
+                rec, state="interrupted", note=f"its process (pid {rec.pid}) is gone"
+            )
+        found.append(rec)
+    return tuple(found)
 
 
 def _verification_status(ctx: Context, policy: Policy, target: str, now: datetime) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from orchestrator.catalog import VerificationRecord
 from orchestrator.engine.context import Context
 from orchestrator.engine.locks import run_lock
+from orchestrator.engine.preflight import ready_repository
 from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, UsageError
 from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, Event
 from orchestrator.policies.model import Policy, TargetSpec
@@ -49,7 +50,7 @@ def verify(
 
 def _targets(ctx: Context, policy: Policy | None, only: str | None) -> list[TargetSpec]:
     if policy is not None:
-        return ctx.config.targets_of(policy, only)
+        return ctx.config.holders_of(policy, only)
     if only is not None:
         if only not in ctx.config.targets:
             raise UsageError(f"unknown target '{only}' (known: {', '.join(ctx.config.targets)})")
@@ -60,7 +61,7 @@ def _targets(ctx: Context, policy: Policy | None, only: str | None) -> list[Targ
 def _policies_of(ctx: Context, policy: Policy | None, target: str) -> list[Policy]:
     if policy is not None:
         return [policy]
-    return [p for p in ctx.config.policies.values() if target in p.targets]
+    return [p for p in ctx.config.policies.values() if target in (*p.targets, *p.copy_to)]
 
 
 def _verify_target(
@@ -80,7 +81,7 @@ def _verify_target(
             if tier == "media":
                 result = _media(ctx, policy, spec, rec)
             else:
-                _target, repo = ctx.open_repository(spec)
+                _target, repo = ready_repository(ctx, spec)
                 part = None
                 if tier == "subset":
                     total = subset_total_for(ctx, policy, spec.name)
@@ -142,7 +143,10 @@ def _media(
     previous = {p: size for p, (size, _v) in known.items()}
     verified = {p: v for p, (_s, v) in known.items()}
     budget = _media_budget(ctx, policy, spec.name)
-    result, current, good = run_media(target, previous, verified, budget)
+    try:
+        result, current, good = run_media(target, previous, verified, budget)
+    finally:  # an SFTP connection or S3 client pool must not outlive the tier (the daemon)
+        getattr(target, "close", lambda: None)()
     now = ctx.clock.now()
     ctx.catalog.record_media_listing(spec.name, current, now)
     ctx.catalog.mark_media_verified(spec.name, good, now)
@@ -172,7 +176,7 @@ def drill(
     """Restore drill of `policy`'s newest snapshot on each target (or one)."""
     return [
         _drill_target(ctx, policy, spec, seed, after_restore)
-        for spec in ctx.config.targets_of(policy, only_target)
+        for spec in ctx.config.holders_of(policy, only_target)
     ]
 
 
@@ -200,7 +204,7 @@ def _drill_target(
             drills = state / "drills"
             for stale in drills.glob(f"{spec.name}-*"):  # left by a killed drill
                 shutil.rmtree(stale, ignore_errors=True)
-            _target, repo = ctx.open_repository(spec)
+            _target, repo = ready_repository(ctx, spec)
             snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
             if not snaps:
                 raise OrchestratorError(

@@ -71,6 +71,9 @@ _SETTINGS_KEYS = (
     "max_full_interval_days",
     "restic_binary",
     "timeout",
+    "retries",
+    "retry_backoff",
+    "forget_max_share",
 )
 _TARGET_KEYS: dict[str, tuple[str, ...]] = {
     "local": ("path",),
@@ -89,6 +92,7 @@ _POLICY_KEYS = (
     "exclude",
     "database",
     "targets",
+    "copy_to",
     *_CALENDARS,
     "schedules",
     "catch_up",
@@ -512,7 +516,32 @@ def _settings(table: _Table | None, base: Path) -> Settings:
         ),
         restic_binary=table.get_or("restic_binary", _nonempty_str, defaults.restic_binary),
         timeout_seconds=table.get_or("timeout", _timeout_seconds, defaults.timeout_seconds),
+        retries=table.get_or("retries", _int_in(0, 20), defaults.retries),
+        retry_backoff_seconds=table.get_or(
+            "retry_backoff", _backoff_seconds, defaults.retry_backoff_seconds
+        ),
+        forget_max_share=table.get_or("forget_max_share", _share, defaults.forget_max_share),
     )
+
+
+def _backoff_seconds(value: object) -> int:
+    """retry_backoff: a duration string or an integer number of seconds (0 allowed)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int_in(0)(value)
+    return _duration_seconds(value)
+
+
+def _share(value: object) -> float:
+    """forget_max_share: '50%' or a fraction in (0, 1]."""
+    if isinstance(value, str) and (match := _PERCENT.fullmatch(value.strip())):
+        share = float(match.group(1)) / 100
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        share = float(value)
+    else:
+        raise _Invalid(f"'{value}' is not a share like '50%' or 0.5")
+    if not 0 < share <= 1:
+        raise _Invalid(f"'{value}' must be above 0 and at most 100%")
+    return share
 
 
 def _target(table: _Table, name: str, base: Path) -> TargetSpec | None:
@@ -560,10 +589,12 @@ def _policy(table: _Table, name: str, base: Path, targets: tuple[str, ...]) -> P
     # An invalid `sources` or `database` is reported on its own; don't pile on.
     if not table.data.get("sources") and "database" not in table.data:
         table.report("", "has no sources and no database: nothing to back up")
+    own = table.need("targets", _target_names(targets)) or ()
     return Policy(
         name=name,
         importance=cast(Importance, table.need("importance", _one_of(IMPORTANCES)) or "normal"),
-        targets=table.need("targets", _target_names(targets)) or (),
+        targets=own,
+        copy_to=table.get_or("copy_to", _copy_targets(targets, own), ()),
         schedules=_schedules(table),
         description=table.get_or("description", _str, ""),
         sources=sources,
@@ -585,6 +616,27 @@ def _target_names(targets: tuple[str, ...]) -> Conv[tuple[str, ...]]:
         known = ", ".join(sorted(targets)) or "none"
         issues = [("", f"unknown target '{n}' (known: {known})") for n in names if n not in targets]
         issues += [("", f"'{n}' is listed twice") for n in sorted(set(names)) if names.count(n) > 1]
+        if issues:
+            raise _Invalid(issues=issues)
+        return names
+
+    return conv
+
+
+def _copy_targets(targets: tuple[str, ...], own: tuple[str, ...]) -> Conv[tuple[str, ...]]:
+    """A policy's `copy_to`: known names, each once, none also a backup target (a snapshot
+    copied where it is also backed up would exist there twice)."""
+
+    def conv(value: object) -> tuple[str, ...]:
+        names = _list_of(_str)(value)
+        known = ", ".join(sorted(targets)) or "none"
+        issues = [("", f"unknown target '{n}' (known: {known})") for n in names if n not in targets]
+        issues += [("", f"'{n}' is listed twice") for n in sorted(set(names)) if names.count(n) > 1]
+        issues += [
+            ("", f"'{n}' is also in targets: a target is either backed up to or copied to")
+            for n in dict.fromkeys(names)
+            if n in own
+        ]
         if issues:
             raise _Invalid(issues=issues)
         return names

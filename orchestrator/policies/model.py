@@ -35,6 +35,10 @@ class Settings:
     max_full_interval_days: int = 35
     restic_binary: str = "restic"
     timeout_seconds: int = 6 * 3600
+    # The daemon (engine/due.py, engine/daemon.py):
+    retries: int = 3  # extra attempts of a transiently failed run, per slot
+    retry_backoff_seconds: int = 30  # first wait; doubles after each attempt
+    forget_max_share: float = 0.5  # refuse a retention plan removing more of a policy's snapshots
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class Policy:
     verify: VerifySpec | None = None
     drill: DrillSpec | None = None
     rpo_hours: float | None = None
+    # Targets that get a `restic copy` of each new snapshot (backed up once, copied after).
+    copy_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,3 +199,15 @@ class Config:
             )
         names = [only] if only else list(policy.targets)
         return [self.targets[n] for n in names]
+
+    def holders_of(self, policy: Policy, only: str | None = None) -> list[TargetSpec]:
+        """Every target holding the policy's snapshots, for reading them (snapshots, restore,
+        verify, drill): its backup targets, then its copy_to targets."""
+        from orchestrator.errors import UsageError
+
+        names = [*policy.targets, *policy.copy_to]
+        if only is not None and only not in names:
+            raise UsageError(
+                f"policy '{policy.name}' has no target '{only}' (its targets: {', '.join(names)})"
+            )
+        return [self.targets[n] for n in ([only] if only else names)]

@@ -316,3 +316,89 @@ def dump(
 ) -> Completed:
     """Stream one file of `snapshot` as restic reads it from the repository into `sink`."""
     return runner.stream(repo, ["dump", snapshot, path], sink)
+
+
+# --- retention (`forget --dry-run --json` plans; removal is by explicit ids) ---
+
+
+@dataclass(frozen=True)
+class ForgetPlan:
+    """What `forget --dry-run` would keep and remove, as full snapshot ids."""
+
+    keep: tuple[Snapshot, ...]
+    remove: tuple[Snapshot, ...]
+
+
+def _snapshot_of(item: dict) -> Snapshot:
+    return Snapshot(
+        id=item["id"],
+        time=parse_time(item["time"]),
+        paths=tuple(item.get("paths") or ()),
+        tags=tuple(item.get("tags") or ()),
+        hostname=item.get("hostname", ""),
+        parent=item.get("parent"),
+    )
+
+
+def forget_plan(
+    runner: Runner, repo: Repository, tags: Sequence[str], keep: Sequence[tuple[str, int]]
+) -> ForgetPlan:
+    """`forget --dry-run --json --group-by ''` over the snapshots having all `tags`.
+
+    No grouping: every snapshot having the tags is one group, so snapshots of every
+    level (and every host or path set) of a policy count against one retention."""
+    args = ["forget", "--dry-run", "--json", "--group-by", "", "--tag", ",".join(tags)]
+    for name, count in keep:
+        args += [f"--keep-{name}", str(count)]
+    result = runner.run(repo, args)
+    if not result.ok:
+        raise fail(repo, "planning retention (forget --dry-run)", result)
+    groups = json.loads(result.stdout or "[]") or []
+    keep_s = [_snapshot_of(s) for g in groups for s in g.get("keep") or ()]
+    remove_s = [_snapshot_of(s) for g in groups for s in g.get("remove") or ()]
+    return ForgetPlan(tuple(keep_s), tuple(remove_s))
+
+
+def forget_ids(runner: Runner, repo: Repository, ids: Sequence[str]) -> None:
+    """Remove exactly these snapshots (never a rule evaluated a second time)."""
+    result = runner.run(repo, ["forget", *ids])
+    if not result.ok:
+        raise fail(repo, "forgetting snapshots", result)
+
+
+def prune(runner: Runner, repo: Repository) -> Completed:
+    """Remove data no snapshot references (takes an exclusive lock)."""
+    result = runner.run(repo, ["prune"])
+    if not result.ok:
+        raise fail(repo, "prune", result)
+    return result
+
+
+def unlock_stale(runner: Runner, repo: Repository) -> Completed:
+    """`restic unlock` without --remove-all removes only locks restic itself judges stale
+    (its process gone on this host, or older than 30 minutes): never a live run's lock."""
+    result = runner.run(repo, ["unlock"])
+    if not result.ok:
+        raise fail(repo, "removing stale locks", result)
+    return result
+
+
+# --- copies (`copy` and `init --copy-chunker-params` print text only in 0.14) ---
+
+
+def init_copy(runner: Runner, repo: Repository, source: Repository) -> None:
+    """Create `repo` with `source`'s chunker parameters, so that copied snapshots and later
+    ones deduplicate against each other (restic chunks identically in both)."""
+    result = runner.run(repo, ["init", "--copy-chunker-params"], source=source)
+    if not result.ok:
+        raise fail(repo, "creating the repository for copies", result)
+
+
+def copy(
+    runner: Runner, repo: Repository, source: Repository, snapshot_ids: Sequence[str]
+) -> Completed:
+    """`restic -r DEST copy --from-repo SRC IDS...`: restic skips snapshots already there."""
+    result = runner.run(repo, ["copy", *snapshot_ids], source=source)
+    if not result.ok:
+        raise fail(repo, f"copying from '{source.label}'", result)
+    return result

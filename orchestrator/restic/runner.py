@@ -1,7 +1,9 @@
 """The one owner of restic subprocesses.
 
-Passwords travel through a pipe named by RESTIC_PASSWORD_FILE=/dev/fd/N: never
-argv, never a file on disk, never the environment. Logged command lines and any
+Passwords travel through a pipe named by RESTIC_PASSWORD_FILE=/dev/fd/N (and, for
+`copy` and `init --copy-chunker-params`, the source repository's through a second pipe
+named by RESTIC_FROM_PASSWORD_FILE): never argv, never a file on disk, never the
+environment. Logged command lines and any
 text that leaves this module pass through `mask()`. Interrupts reach restic as
 SIGINT (SIGTERM would leave a stale lock), and restic runs in its own session so
 that the terminal's Ctrl-C is handled here, once, in one way.
@@ -101,34 +103,37 @@ class Runner:
         return Version.parse(out.stdout)
 
     def _prepare(
-        self, repo: Repository, args: list[str], verb: str
-    ) -> tuple[list[str], dict[str, str], int, list[str]]:
-        """argv, environment and the read end of the password pipe for one restic process.
+        self, repo: Repository, args: list[str], verb: str, source: Repository | None = None
+    ) -> tuple[list[str], dict[str, str], tuple[int, ...], list[str]]:
+        """argv, environment and the read ends of the password pipes for one restic process.
 
         The password is written into a pipe before restic starts (it fits the pipe
         buffer), so restic reads it from /dev/fd/N and it never touches argv, the
-        environment or the disk. The caller closes the returned fd after spawning.
+        environment or the disk. `source` (for `copy --from-repo`) gets a second pipe.
+        The caller closes the returned fds after spawning.
         """
+        options, extra_env = _merged(repo, source)
         argv = [self.binary, "--repo", repo.url, "--no-cache"]
-        for opt in repo.options:
+        for opt in options:
             argv += ["--option", opt]
         argv += args
-        secrets = repo.secrets()
+        if source is not None:
+            argv += ["--from-repo", source.url]
+        secrets = repo.secrets() + (source.secrets() if source is not None else [])
         log.info("%s: %s", verb, mask(" ".join(argv), secrets))
-        read_fd, write_fd = os.pipe()
-        try:
-            os.write(write_fd, repo.password.encode() + b"\n")
-        finally:
-            os.close(write_fd)
         env = {k: v for k, v in os.environ.items() if not k.startswith(_WITHHELD_ENV)}
-        env.update(repo.env)
-        env["RESTIC_PASSWORD_FILE"] = f"/dev/fd/{read_fd}"
+        env.update(extra_env)
+        fds = [_password_pipe(repo.password)]
+        env["RESTIC_PASSWORD_FILE"] = f"/dev/fd/{fds[0]}"
+        if source is not None:
+            fds.append(_password_pipe(source.password))
+            env["RESTIC_FROM_PASSWORD_FILE"] = f"/dev/fd/{fds[1]}"
         env["RESTIC_PROGRESS_FPS"] = "0.2"
         env["TZ"] = "UTC"  # one time zone for `--time` and for what restic prints
-        return argv, env, read_fd, secrets
+        return argv, env, tuple(fds), secrets
 
     def _spawn(
-        self, argv: list[str], env: dict[str, str], read_fd: int, stdout: Any, stderr: Any
+        self, argv: list[str], env: dict[str, str], fds: tuple[int, ...], stdout: Any, stderr: Any
     ) -> subprocess.Popen[bytes]:
         """Start restic in its own session (Ctrl-C is ours to forward, as SIGINT)."""
         try:
@@ -138,14 +143,15 @@ class Runner:
                 stdout=stdout,
                 stderr=stderr,
                 env=env,
-                pass_fds=(read_fd,),
+                pass_fds=fds,
                 start_new_session=True,
                 preexec_fn=_interrupt_when_parent_dies,
             )
         except FileNotFoundError:
             raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
         finally:
-            os.close(read_fd)
+            for fd in fds:
+                os.close(fd)
 
     def run(
         self,
@@ -154,15 +160,17 @@ class Runner:
         *,
         timeout_seconds: float | None = None,
         ok_codes: tuple[int, ...] = (0,),
+        source: Repository | None = None,
     ) -> Completed:
-        """Run `restic -r URL args...`; returns a Completed whose `kind` classifies failure."""
+        """Run `restic -r URL args...` (with `--from-repo` when `source` is given); returns
+        a Completed whose `kind` classifies failure."""
         version = self.version
-        argv, env, read_fd, secrets = self._prepare(repo, args, "running")
+        argv, env, fds, secrets = self._prepare(repo, args, "running", source)
         started = time.monotonic()
         # Files, not pipes: if we are killed (-9), restic's next write to a pipe nobody reads
         # would kill it with SIGPIPE before it removes its lock.
         with tempfile.TemporaryFile() as outfile, tempfile.TemporaryFile() as errfile:
-            proc = self._spawn(argv, env, read_fd, outfile, errfile)
+            proc = self._spawn(argv, env, fds, outfile, errfile)
             limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
             timed_out = False
             try:
@@ -204,11 +212,11 @@ class Runner:
         """Like `run`, but restic's binary stdout goes to `sink` chunk by chunk (e.g. `dump`
         into a hash): bounded memory whatever the size. `Completed.stdout` is empty."""
         version = self.version
-        argv, env, read_fd, secrets = self._prepare(repo, args, "streaming")
+        argv, env, fds, secrets = self._prepare(repo, args, "streaming")
         started = time.monotonic()
         limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
         with tempfile.TemporaryFile() as errfile:  # a file, so a chatty stderr never blocks
-            proc = self._spawn(argv, env, read_fd, subprocess.PIPE, errfile)
+            proc = self._spawn(argv, env, fds, subprocess.PIPE, errfile)
             timer = threading.Timer(limit, proc.send_signal, (signal.SIGINT,)) if limit else None
             if timer:
                 timer.start()
@@ -237,6 +245,46 @@ class Runner:
         else:
             kind = features.classify(version, proc.returncode, stderr)
         return Completed(tuple(args), proc.returncode, "", stderr, seconds, kind)
+
+
+def _password_pipe(password: str) -> int:
+    """The read end of a pipe holding `password` (written whole: it fits the pipe buffer)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, password.encode() + b"\n")
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+def _merged(repo: Repository, source: Repository | None) -> tuple[tuple[str, ...], dict[str, str]]:
+    """restic 0.14 has one set of `-o` options and one environment for both repositories
+    of a copy: merge them, and refuse when they need different values of the same key (two
+    SFTP targets with different ssh commands, two S3 targets with different credentials)
+    instead of letting one repository silently use the other's."""
+    if source is None:
+        return repo.options, dict(repo.env)
+    options = dict(_option_pair(o) for o in source.options)
+    for key, value in (_option_pair(o) for o in repo.options):
+        if options.setdefault(key, value) != value:
+            raise ResticError(
+                f"cannot copy from '{source.label}' to '{repo.label}': they need different "
+                f"values of restic option '{key}', and restic takes one for both"
+            )
+    env = dict(source.env)
+    for key, value in repo.env.items():
+        if env.setdefault(key, value) != value:
+            raise ResticError(
+                f"cannot copy from '{source.label}' to '{repo.label}': they need different "
+                f"values of {key}, and restic takes one for both"
+            )
+    merged = tuple(dict.fromkeys([*source.options, *repo.options]))
+    return merged, env
+
+
+def _option_pair(option: str) -> tuple[str, str]:
+    key, _, value = option.strip('"').partition("=")
+    return key, value
 
 
 def _interrupt_when_parent_dies() -> None:
