@@ -26,9 +26,11 @@ class OrchestratorError(Exception):
 
     exit_code: ExitCode = ExitCode.FAILURE
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if kind is not None:  # a stable failure kind for the catalog and --json
+            self.kind = kind
 
 
 class ConfigError(OrchestratorError):

@@ -116,7 +116,10 @@ def _run_backup(
 ) -> None:
     for source in policy.sources:
         if not source.exists():
-            raise OrchestratorError(f"policy '{policy.name}': source {source} does not exist")
+            raise OrchestratorError(
+                f"policy '{policy.name}': source {source} does not exist",
+                kind=features.SOURCE_MISSING,
+            )
     target, repo = ctx.open_repository(spec)
     target.preflight()
     snaps = _snapshots_or_init(ctx, repo, policy)

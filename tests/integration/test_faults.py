@@ -191,6 +191,7 @@ def test_missing_source_fails_naming_the_path_and_makes_no_snapshot(workspace: W
     assert "does not exist" in line
     [run] = catalog_runs(ws)
     assert (run["policy"], run["target"], run["outcome"]) == ("files", "local", "failed")
+    assert run["error_kind"] == "source_missing"
     assert str(ws.root / "gone") in run["message"]
     assert run["finished_at"] is not None
     assert restic_snapshots(ws.repo) == []
