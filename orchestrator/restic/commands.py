@@ -7,6 +7,7 @@ output into plain data. Nothing here decides policy.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 from orchestrator.errors import ResticError
 from orchestrator.restic import features
 from orchestrator.restic.runner import Completed, Repository, Runner, last_error_line
+
+log = logging.getLogger("orchestrator.restic")
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,7 @@ def check(
         args.append(f"--read-data-subset={read_data_subset}")
     elif read_data:
         args.append("--read-data")
-    result = runner.run(repo, args)
+    result = run_exclusive(runner, repo, args)
     return CheckResult(result, parse_check_problems(result.stdout + "\n" + result.stderr))
 
 
@@ -350,7 +353,7 @@ def forget_plan(
     args = ["forget", "--dry-run", "--json", "--group-by", "", "--tag", ",".join(tags)]
     for name, count in keep:
         args += [f"--keep-{name}", str(count)]
-    result = runner.run(repo, args)
+    result = run_exclusive(runner, repo, args)
     if not result.ok:
         raise fail(repo, "planning retention (forget --dry-run)", result)
     groups = json.loads(result.stdout or "[]") or []
@@ -361,14 +364,14 @@ def forget_plan(
 
 def forget_ids(runner: Runner, repo: Repository, ids: Sequence[str]) -> None:
     """Remove exactly these snapshots (never a rule evaluated a second time)."""
-    result = runner.run(repo, ["forget", *ids])
+    result = run_exclusive(runner, repo, ["forget", *ids])
     if not result.ok:
         raise fail(repo, "forgetting snapshots", result)
 
 
 def prune(runner: Runner, repo: Repository) -> Completed:
     """Remove data no snapshot references (takes an exclusive lock)."""
-    result = runner.run(repo, ["prune"])
+    result = run_exclusive(runner, repo, ["prune"])
     if not result.ok:
         raise fail(repo, "prune", result)
     return result
@@ -381,6 +384,24 @@ def unlock_stale(runner: Runner, repo: Repository) -> Completed:
     if not result.ok:
         raise fail(repo, "removing stale locks", result)
     return result
+
+
+def run_exclusive(runner: Runner, repo: Repository, args: list[str]) -> Completed:
+    """Run a command that needs an exclusive lock; if a lock stops it, remove the *stale*
+    ones (a crashed backup's) and try once more. A live run's lock stays and wins."""
+    result = runner.run(repo, args)
+    if result.kind != features.LOCKED:
+        return result
+    unlocked = runner.run(repo, ["unlock"])
+    if not unlocked.ok:
+        return result
+    log.warning(
+        "target '%s': %s was blocked by a lock; removed stale restic locks (%s) and retried",
+        repo.label or repo.url,
+        args[0],
+        last_error_line(unlocked.stdout + unlocked.stderr),
+    )
+    return runner.run(repo, args)
 
 
 # --- copies (`copy` and `init --copy-chunker-params` print text only in 0.14) ---

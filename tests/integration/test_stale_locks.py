@@ -1,0 +1,70 @@
+"""A crashed restic's lock must not block verification or retention forever,
+and a live run's lock must never be removed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import PASSWORD, Workspace, restic
+
+pytestmark = pytest.mark.integration
+
+
+def _locks(ws: Workspace) -> list[str]:
+    return sorted(p.name for p in (ws.repo / "locks").iterdir())
+
+
+def _restic_holding_lock(ws: Workspace) -> subprocess.Popen[bytes]:
+    """A plain restic (not ours) holding its lock for as long as we keep its stdin open."""
+    proc = subprocess.Popen(
+        ["restic", "--repo", str(ws.repo), "--no-cache", "backup", "--stdin"],
+        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not _locks(ws):
+        assert time.monotonic() < deadline, "restic never took its lock"
+        assert proc.poll() is None, "restic stopped before it took its lock"
+        time.sleep(0.05)
+    time.sleep(0.5)  # past restic's own start-up window
+    return proc
+
+
+def test_stale_lock_of_a_killed_restic_is_removed_before_check(workspace: Workspace) -> None:
+    ws = workspace
+    ws.orc("backup", "files", "--level", "full")
+    proc = _restic_holding_lock(ws)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _locks(ws), "the killed restic should have left its lock behind"
+    blocked = restic(ws.repo, "check")
+    assert blocked.returncode != 0 and "locked" in blocked.stderr
+
+    result = ws.orc("-v", "verify", "files", "--tier", "check")
+    assert "removed stale restic locks" in result.stderr
+    assert _locks(ws) == []
+
+
+def test_a_live_lock_is_never_removed(workspace: Workspace) -> None:
+    ws = workspace
+    ws.orc("backup", "files", "--level", "full")
+    proc = _restic_holding_lock(ws)
+    try:
+        held = _locks(ws)
+        result = ws.orc("verify", "files", "--tier", "check", check=None)
+        assert result.returncode == 1
+        assert "locked" in result.stderr
+        assert proc.poll() is None and _locks(ws) == held  # still running, lock untouched
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.write(b"the live run's data\n")
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0  # the live backup was not disturbed
+    assert _locks(ws) == []
