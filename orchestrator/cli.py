@@ -650,6 +650,7 @@ def run_cmd(obj: Obj, due: bool, now: str | None) -> None:
             "retention": report.retention,
             "prunes": [{"target": t, "error": e} for t, e in report.prunes],
             "rpo_breaches": report.breaches,
+            "checks": report.checks,
         },
         lambda: _render_pass(report),
     )
@@ -663,6 +664,9 @@ def _pass_exit_code(report: Any) -> ExitCode:
     troubled = any(r.refused or r.error for r in report.retention) or any(
         e for _, e in report.prunes
     )
+    if any(c.outcome == "damaged" for c in report.checks):
+        return ExitCode.DAMAGE  # a verify tier or drill found damage: exit 4
+    troubled = troubled or any(c.outcome != "ok" for c in report.checks)
     return ExitCode.PARTIAL if troubled and code == ExitCode.OK else code
 
 
@@ -677,6 +681,9 @@ def _render_pass(report: Any) -> str:
         lines.append(f"slot {rec.key} interrupted: {rec.note}")
     lines += [r.summary for r in report.retention]
     lines += [f"prune {t}: {e or 'done'}" for t, e in report.prunes]
+    lines += [
+        f"{c.tier} of {c.policy} on {c.target}: {c.outcome}: {c.message}" for c in report.checks
+    ]
     lines += [
         f"RPO breached: {b.policy}@{b.target} newest good backup {b.age_hours:.1f}h old "
         f"(rpo {b.rpo_hours:g}h)"

@@ -3,7 +3,9 @@
 The top half is pure: `due_work`, `forget_due`, `prune_due` and `rpo_breaches` are
 functions of (policies, catalog state, now) and are tested with tables. The bottom
 half, `run_due`, is the thin I/O edge: it reads the catalog state, asks the pure core,
-records every slot BEFORE it runs and its outcome after, and runs the backups.
+records every slot BEFORE it runs and its outcome after, and runs the backups (and
+their copies), then the verification tiers and drills due (`checks_due`), retention and
+prune.
 
 Rules (design section 7), and why:
 
@@ -41,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from orchestrator.catalog import RunRecord, SlotRecord
+from orchestrator.catalog import RunRecord, SlotRecord, VerificationRecord
 from orchestrator.policies.model import LEVEL_RANK, Policy
 from orchestrator.policies.schedule import Slot, catch_up_plan, slots_between
 
@@ -227,6 +229,7 @@ class PassReport:
     retention: list[object] = field(default_factory=list)  # retention.ForgetResult
     prunes: list[tuple[str, str | None]] = field(default_factory=list)  # (target, error)
     breaches: list[Breach] = field(default_factory=list)
+    checks: list[VerificationRecord] = field(default_factory=list)  # verify tiers, drills
     cancelled: bool = False
 
 
@@ -344,9 +347,47 @@ def run_due(ctx: Context, now: datetime | None = None) -> PassReport:
         report.cancelled = True
         raise
     if not stop.is_set():
+        _checks_stage(ctx, now, report)
         _retention_stage(ctx, now, report)
         _rpo_stage(ctx, now, report)
     return report
+
+
+def _checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """Verification tiers and drills due by the policies' `verify`/`drill` entries
+    (rules in checks_due), one after another, after the backups and copies."""
+    from orchestrator.engine.checks_due import DONE_OUTCOMES, LastCheck, checks_due
+    from orchestrator.engine.verification import drill, verify
+    from orchestrator.errors import CancelledError
+
+    policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
+    holders = {p.name: [*p.targets, *p.copy_to] for p in policies}
+
+    def newest(key: tuple[str, str, str], outcomes: tuple[str, ...] | None) -> datetime | None:
+        name, target, tier = key
+        found = ctx.catalog.verifications(
+            target=target, tier=tier, policy=name, outcomes=outcomes, limit=1
+        )
+        return found[0].started_at if found else None
+
+    keys = [
+        (p.name, t, tier)
+        for p in policies
+        for t in holders[p.name]
+        for tier in ("check", "subset", "media", "drill")
+    ]
+    last = {k: LastCheck(newest(k, DONE_OUTCOMES), newest(k, None)) for k in keys}
+    for job in checks_due(policies, holders, last, now, ctx.config.settings.timezone):
+        policy = ctx.config.policies[job.policy]
+        log.info("%s of '%s' on '%s' due: %s", job.tier, job.policy, job.target, job.reason)
+        try:
+            if job.tier == "drill":
+                report.checks += drill(ctx, policy, job.target)
+            else:
+                report.checks += verify(ctx, policy, job.target, job.tier)
+        except CancelledError:  # SIGINT/SIGTERM: recorded failed (cancelled); stop the pass
+            report.cancelled = True
+            raise KeyboardInterrupt from None
 
 
 def _unlock_stale(ctx: Context, policies: set[str], now: datetime) -> None:
@@ -487,7 +528,8 @@ def _run_chain(
 
 
 def _run_slot(ctx: Context, job: Job, stop: threading.Event, buffer: _Buffer) -> list[RunRecord]:
-    """Every target of the slot's policy; transient failures retried with backoff."""
+    """Every target of the slot's policy, then its copies (a failed copy makes the slot
+    partial); transient backup failures retried with backoff."""
     from orchestrator.engine.backup import backup_policy
 
     settings = ctx.config.settings
@@ -535,6 +577,20 @@ def _run_slot(ctx: Context, job: Job, stop: threading.Event, buffer: _Buffer) ->
         final.append(run)
         if stop.is_set():
             break
+    if not stop.is_set():  # copy_to: each new snapshot to each copy target, in the slot
+        from orchestrator.engine.copies import copy_new_snapshots
+        from orchestrator.errors import CancelledError
+
+        begun = ctx.clock.now()
+        try:
+            final += copy_new_snapshots(ctx, policy, final)
+        except CancelledError:  # stopped mid-copy: the slot is interrupted, caught up later
+            stop.set()
+            final += [
+                r
+                for r in ctx.catalog.runs(policy=policy.name, kind="copy", limit=50)
+                if r.slot_key == job.slot.key and r.started_at >= begun
+            ]
     return final
 
 

@@ -235,6 +235,21 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     return [slot for _, slot in slots]
 
 
+def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:
+    """Whether the cron expression (local wall-clock time) falls due in (after, until].
+
+    For checks scheduled by cron (`verify`/`drill` `every`); DST as for slots."""
+    _require_aware("after", after)
+    _require_aware("until", until)
+    if until <= after:
+        return False
+    zone = ZoneInfo(tz)
+    lo = after.astimezone(zone).replace(tzinfo=None) - timedelta(hours=2)
+    hi = until.astimezone(zone).replace(tzinfo=None) + timedelta(hours=2)
+    lo_utc, hi_utc = after.astimezone(UTC), until.astimezone(UTC)
+    return any(lo_utc < _localize(n, zone) <= hi_utc for n in _cron_times(expr, lo, hi))
+
+
 def next_slot(policy: Policy, tz: str, after: datetime) -> Slot | None:
     """The first slot due after `after`, looking up to NEXT_SLOT_HORIZON_DAYS ahead.
 
