@@ -320,11 +320,18 @@ def restore(
             "destination": result.destination,
             "files": result.files,
             "bytes": result.bytes,
+            "fallbacks": list(result.fallbacks),
         },
         f"restored snapshot {result.snapshot.short_id} of '{policy}' from target "
         f"'{result.run.target}' to {result.destination}: {result.files} files, "
         f"{human_bytes(result.bytes)} (verified by restic)",
     )
+    for why in result.fallbacks:  # a restore from another target than asked says why
+        click.echo(
+            f"orchestrator: restored from '{result.run.target}' because an earlier target "
+            f"failed: {why}",
+            err=True,
+        )
 
 
 @cli.command()

@@ -211,7 +211,18 @@ def restore(
         args.append("--verify")
     result = runner.run(repo, args)
     if not result.ok:
-        raise fail(repo, "restore", result)
+        # 'There were 2 errors' says nothing: show restic's own lines naming file and reason.
+        err = fail(repo, "restore", result)
+        why = [
+            ln.strip().removeprefix("ignoring error for ")
+            for ln in result.stderr.splitlines()
+            if ln.startswith("ignoring error for ")
+        ]
+        more = f" (and {len(why) - 3} more)" if len(why) > 3 else ""
+        if why:
+            text = f"{err.message}: {'; '.join(why[:3])}{more}"
+            err = ResticError(text, err.kind, err.returncode)
+        raise err
     return result
 
 

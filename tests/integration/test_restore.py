@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -100,3 +101,111 @@ def test_snapshots_and_status_json(backed_up: Workspace) -> None:
 
     late = ws.orc_json("status", "--now", "2099-01-01T00:00:00Z")["policies"][0]
     assert late["rpo_breached"] is True and late["health"] == "RPO breached"
+
+
+# -- item 9: restore never writes outside --to, shows restic's reasons, counts what it restored
+
+
+def _outside(ws: Workspace) -> Path:
+    outside = ws.root / "outside"
+    outside.mkdir()
+    (outside / "a.txt").write_bytes(b"NOT YOURS\n")
+    (outside / "b.bin").write_bytes(b"NOT YOURS EITHER\n")
+    return outside
+
+
+def test_item9_overwrite_never_follows_a_symlink_out_of_the_destination(
+    backed_up: Workspace,
+) -> None:
+    """item 9: a symlinked directory and a symlinked file inside --to are replaced, and the
+    files they point to keep their bytes."""
+    ws = backed_up
+    outside = _outside(ws)
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    rel = ws.data.relative_to("/")
+    # A directory of the snapshot's path is a symlink to a folder outside --to.
+    dir_link = ws.root / "dirlink"
+    (dir_link / rel).parent.mkdir(parents=True)
+    (dir_link / rel).symlink_to(outside, target_is_directory=True)
+    ws.orc("restore", "files", "--to", str(dir_link), "--overwrite")
+    # A file of the snapshot's path is a symlink to a file outside --to.
+    file_link = ws.root / "filelink"
+    (file_link / rel / "sub").mkdir(parents=True)
+    (file_link / rel / "sub" / "b.bin").symlink_to(outside / "b.bin")
+    (file_link / rel / "a.txt").symlink_to(outside / "a.txt")
+    ws.orc("restore", "files", "--to", str(file_link), "--overwrite")
+
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before
+    for dest in (dir_link, file_link):
+        root = dest / rel
+        assert not root.is_symlink() and not (root / "a.txt").is_symlink()
+        assert (root / "a.txt").read_text() == "alpha, second version\n"
+        assert digest(root / "sub" / "b.bin") == digest(ws.data / "sub" / "b.bin")
+        assert [p.name for p in dest.iterdir() if p.name.startswith(".")] == []
+
+
+def test_item9_a_snapshot_with_symlinks_restores_and_restores_again_over_itself(
+    workspace: Workspace,
+) -> None:
+    """item 9: symlinks in the snapshot (relative, absolute, dangling) come back as links,
+    also with --overwrite over an earlier restore (restic 0.14 failed: 'file exists')."""
+    ws = workspace
+    (ws.data / "rel-link").symlink_to("a.txt")
+    (ws.data / "abs-link").symlink_to("/etc/hostname")
+    (ws.data / "dangling").symlink_to("/no/such/target")
+    ws.orc("backup", "files", "--level", "full")
+    dest = ws.root / "back"
+    first = ws.orc_json("restore", "files", "--to", str(dest))
+    again = ws.orc_json("restore", "files", "--to", str(dest), "--overwrite")
+    root = dest / ws.data.relative_to("/")
+    for name in ("rel-link", "abs-link", "dangling"):
+        assert (root / name).is_symlink()
+        assert os.readlink(root / name) == os.readlink(ws.data / name)
+    assert (root / "a.txt").read_text() == "alpha\n"
+    assert first["files"] == again["files"] == 2
+
+
+def test_item9_restic_errors_are_shown_not_just_counted(workspace: Workspace) -> None:
+    """item 9: a restore restic cannot complete names restic's own reasons, not only
+    'There were N errors', and leaves nothing behind."""
+    ws = workspace
+    ws.orc("backup", "files", "--level", "full")
+    pack = max(
+        (p for p in (ws.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    raw = bytearray(pack.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 16] = bytes(16)
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(raw))
+    dest = ws.root / "back"
+    result = ws.orc("restore", "files", "--to", str(dest), check=1)
+    assert "Traceback" not in result.stderr
+    assert "b.bin" in result.stderr  # restic's line names the file ...
+    assert "ciphertext verification failed" in result.stderr  # ... and why
+    assert not dest.exists()
+    assert [p.name for p in ws.root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_item9_overwrite_counts_what_restic_restored_and_refuses_a_missing_path(
+    backed_up: Workspace,
+) -> None:
+    """item 9: files already in the folder are not reported as restored, and a --path the
+    snapshot lacks is an error naming it that changes nothing."""
+    ws = backed_up
+    dest = ws.root / "busy"
+    old = dest / ws.data.relative_to("/")
+    (old / "sub").mkdir(parents=True)
+    for name in ("x1", "x2", "x3"):
+        (old / name).write_text("mine\n")
+    missing = ws.orc(
+        "restore", "files", "--to", str(dest), "--overwrite", "--path", "/no/such/path", check=1
+    )
+    assert "/no/such/path" in missing.stderr and "Traceback" not in missing.stderr
+    assert sorted(p.name for p in old.iterdir()) == ["sub", "x1", "x2", "x3"]
+    assert [p.name for p in dest.iterdir()] == [ws.data.relative_to("/").parts[0]]
+    out = ws.orc_json(
+        "restore", "files", "--to", str(dest), "--overwrite", "--path", str(ws.data / "a.txt")
+    )
+    assert out["files"] == 1
+    assert (old / "a.txt").read_text() == "alpha, second version\n"
+    assert (old / "x1").read_text() == "mine\n"
