@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Workspace, restic_snapshots
+from conftest import Workspace, require, restic_snapshots
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +212,84 @@ def test_item9_overwrite_counts_what_restic_restored_and_refuses_a_missing_path(
     assert out["files"] == 1
     assert (old / "a.txt").read_text() == "alpha, second version\n"
     assert (old / "x1").read_text() == "mine\n"
+
+
+# -- item 12: awkward destinations are one clear line, never a traceback
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nobody may write into: mode 0555, and immutable when we are root."""
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable:
+        done = subprocess.run(["chattr", "+i", str(parent)], capture_output=True, check=False)
+        require(done.returncode == 0, "chattr +i on the test's file system (root)")
+    yield parent
+    if immutable:
+        subprocess.run(["chattr", "-i", str(parent)], check=False)
+    parent.chmod(0o755)
+
+
+def test_item12_restore_into_a_read_only_parent_is_one_line(
+    backed_up: Workspace, read_only_dir: Path
+) -> None:
+    """item 12: restore whose parent is read-only (a new destination, and an existing one)."""
+    ws = backed_up
+    result = ws.orc("restore", "files", "--to", str(read_only_dir / "new"), check=2)
+    assert "Traceback" not in result.stderr
+    assert str(read_only_dir / "new") in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(read_only_dir.iterdir()) == []
+
+
+def test_item12_restore_to_a_dangling_symlink_or_a_symlink_to_an_empty_directory(
+    backed_up: Workspace,
+) -> None:
+    """item 12: a dangling link is refused in one line; a link to an empty directory is
+    followed (it is what --to names) and the files land in that directory."""
+    ws = backed_up
+    dangling = ws.root / "dangling"
+    dangling.symlink_to(ws.root / "nowhere")
+    result = ws.orc("restore", "files", "--to", str(dangling), check=2)
+    assert "Traceback" not in result.stderr and "does not exist" in result.stderr
+    assert dangling.is_symlink() and not (ws.root / "nowhere").exists()
+
+    empty = ws.root / "empty"
+    empty.mkdir()
+    link = ws.root / "link"
+    link.symlink_to(empty, target_is_directory=True)
+    out = ws.orc_json("restore", "files", "--to", str(link))
+    assert out["files"] == 2 and out["destination"] == str(empty)
+    assert link.is_symlink()
+    assert (empty / ws.data.relative_to("/") / "a.txt").read_text() == "alpha, second version\n"
+
+
+# -- item 13: a restore from another target than the first says why the first failed
+
+
+def test_item13_restore_fallback_says_why_the_first_target_failed(workspace: Workspace) -> None:
+    """item 13: the first target cannot serve the restore; the second does, and a line says
+    why the first failed."""
+    ws = workspace
+    shutil.copytree(ws.repo, ws.root / "repos" / "second")
+    ws.write_policies(
+        ws.config.read_text()
+        .replace('targets = ["local"]', 'targets = ["local", "second"]')
+        .replace(
+            "[policies.files]",
+            '[targets.second]\nkind = "local"\npath = "repos/second"\n'
+            'password = "secret:repo-test"\n\n[policies.files]',
+        )
+    )
+    ws.orc("backup", "files", "--level", "full")
+    assert len(restic_snapshots(ws.root / "repos" / "second")) == 1
+    shutil.rmtree(ws.repo / "snapshots")  # the first target lost its snapshots
+    (ws.repo / "snapshots").mkdir()
+    dest = ws.root / "back"
+    result = ws.orc("restore", "files", "--to", str(dest))
+    assert "'second'" in result.stdout
+    assert "earlier target failed" in result.stderr and "'local'" in result.stderr
+    assert (dest / ws.data.relative_to("/") / "a.txt").read_text() == "alpha\n"
