@@ -96,6 +96,7 @@ def cli(ctx: click.Context, config_path: Path, as_json: bool, verbose: int) -> N
 def validate(obj: Obj) -> None:
     """Check policies.toml and list every problem at once (exit 2 when there are any)."""
     cfg = obj.config
+    warnings = _unset_secrets(cfg)
     obj.emit(
         "validate",
         {
@@ -103,9 +104,37 @@ def validate(obj: Obj) -> None:
             "path": cfg.path,
             "policies": sorted(cfg.policies),
             "targets": sorted(cfg.targets),
+            "warnings": warnings,
         },
         f"{cfg.path}: valid ({len(cfg.policies)} policies, {len(cfg.targets)} targets)",
     )
+    for warning in warnings:
+        click.echo(f"orchestrator: warning: {warning}", err=True)
+
+
+def _unset_secrets(cfg: Any) -> list[str]:
+    """Referenced secrets that are set nowhere yet: a warning (a fresh install sets them
+    after writing the file), not an error."""
+    from orchestrator.security.secrets import SecretStore, env_name, secret_name
+
+    refs = [(f"targets.{t.name}.password", t.password) for t in cfg.targets.values()]
+    refs += [
+        (f"targets.{t.name}.credentials", t.credentials)
+        for t in cfg.targets.values()
+        if getattr(t, "credentials", None)
+    ]
+    refs += [
+        (f"policies.{p.name}.database.password", p.database.password)
+        for p in cfg.policies.values()
+        if p.database and p.database.password
+    ]
+    store = SecretStore(cfg.settings.state_dir)
+    return [
+        f"{place}: secret '{name}' is not set: export {env_name(name)} "
+        f"or run 'orchestrator secrets set {name}'"
+        for place, ref in refs
+        if not store.has(ref) and (name := secret_name(ref))
+    ]
 
 
 @cli.command()
@@ -589,8 +618,9 @@ def secrets() -> None:
 @click.pass_obj
 def secrets_set(obj: Obj, name: str, generate: bool) -> None:
     """Store secret NAME, read from stdin (or a hidden prompt), never from argv."""
-    from orchestrator.security.secrets import SecretStore
+    from orchestrator.security.secrets import PREFIX, SecretStore, secret_name
 
+    secret_name(PREFIX + name)  # a bad name is refused before the value is asked for
     store = SecretStore(obj.config.settings.state_dir)
     if generate:
         path = store.generate(name)
