@@ -4,9 +4,13 @@ traceback; the command line takes its global options where people type them."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, Workspace
+from conftest import ORCHESTRATOR, PASSWORD, Workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +78,60 @@ def test_item12_validate_warns_about_a_secret_that_is_not_set(workspace: Workspa
     assert json.loads(ws.orc("--json", "validate").stdout)["warnings"]
     ws.env["ORCHESTRATOR_SECRET_REPO_TEST"] = PASSWORD
     assert "warning" not in ws.orc("validate").stderr
+
+
+# -- item 13: the command line
+
+
+def test_item13_global_options_work_after_the_command(workspace: Workspace, tmp_path: Path) -> None:
+    """`status --json`, `validate --config X`, `secrets list --json`, `backup P -v` and a JSON
+    usage error all work with the option after the command name."""
+    ws = workspace
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = [*ORCHESTRATOR]
+    env = ws.env
+
+    def orc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*run, *args], env=env, cwd=elsewhere, capture_output=True, text=True, check=False
+        )
+
+    config = str(ws.config)
+    assert json.loads(orc("status", "--json", "--config", config).stdout)["command"] == "status"
+    assert "valid" in orc("validate", "--config", config).stdout
+    assert json.loads(orc("secrets", "list", "--config", config, "--json").stdout)["names"] == []
+    backup = orc("backup", "files", "--config", config, "-v")
+    assert backup.returncode == 0 and "INFO orchestrator.restic: running: restic" in backup.stderr
+    plan = orc("plan", "--days", "2", "--json", "--config", config)
+    assert json.loads(plan.stdout)["days"] == 2
+    bad = orc("plan", "--days", "0", "--json", "--config", config)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert json.loads(bad.stdout)["error"]["kind"] == "usage"
+
+
+def test_item13_a_missing_config_names_the_option_and_the_variable(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_CONFIG"}
+    result = subprocess.run(
+        [*ORCHESTRATOR, "status"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    stderr = _one_line(result, 2)
+    assert "--config" in stderr and "$ORCHESTRATOR_CONFIG" in stderr
+    assert str(tmp_path / "policies.toml") in stderr
+
+
+def test_item13_status_labels_its_time_zone_and_uses_it_throughout(workspace: Workspace) -> None:
+    ws = workspace
+    ws.config.write_text(
+        ws.config.read_text().replace('timezone = "UTC"', 'timezone = "Asia/Tokyo"')
+    )
+    ws.orc("backup", "files", "--now", "2026-11-02T10:00:00+00:00")
+    doc = ws.orc_json("status", "--now", "2026-11-02T12:00:00+00:00")
+    assert doc["timezone"] == "Asia/Tokyo"
+    stamps = re.findall(r'"(\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:\d\d|Z)?)"', json.dumps(doc))
+    assert stamps and all(s.endswith("+09:00") for s in stamps), stamps
+    assert doc["now"] == "2026-11-02T21:00:00+09:00"
+    text = ws.orc("status", "--now", "2026-11-02T12:00:00+00:00").stdout
+    assert "times in Asia/Tokyo" in text
+    assert "11-02 19:00" in text  # the full of 10:00 UTC, shown at 19:00 Tokyo time
+    assert "11-03 01:30" in text  # the next daily slot at 01:30 Tokyo time
