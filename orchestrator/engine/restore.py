@@ -184,8 +184,8 @@ def _put_in_place(staging: Path, destination: Path) -> None:
         staging.rmdir()
     except OSError as exc:
         raise OrchestratorError(
-            f"restore into {destination} stopped while moving files in "
-            f"({exc.filename}: {exc.strerror}); what was not moved is in {staging}"
+            f"restore into {destination} stopped while moving the restored files in "
+            f"({exc.filename}: {exc.strerror}): only part of the snapshot is there"
         ) from None
 
 
