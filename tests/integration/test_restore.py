@@ -221,7 +221,7 @@ def test_item9_overwrite_counts_what_restic_restored_and_refuses_a_missing_path(
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory nobody may write into: mode 0555, and immutable when we are root."""
     parent = tmp_path / "ro"
-    parent.mkdir()
+    (parent / "existing").mkdir(parents=True)
     parent.chmod(0o555)
     immutable = os.geteuid() == 0
     if immutable:
@@ -242,7 +242,12 @@ def test_item12_restore_into_a_read_only_parent_is_one_line(
     assert "Traceback" not in result.stderr
     assert str(read_only_dir / "new") in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert list(read_only_dir.iterdir()) == []
+    # An existing destination there works: restic stages inside it, not beside it.
+    existing = read_only_dir / "existing"
+    assert ws.orc_json("restore", "files", "--to", str(existing))["files"] == 2
+    assert (existing / ws.data.relative_to("/") / "a.txt").exists()
+    assert [p.name for p in read_only_dir.iterdir()] == ["existing"]
+    assert [p.name for p in existing.iterdir()] == [ws.data.relative_to("/").parts[0]]
 
 
 def test_item12_restore_to_a_dangling_symlink_or_a_symlink_to_an_empty_directory(
