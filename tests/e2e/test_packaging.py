@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from orchestrator.policies.loader import load_config
 
@@ -69,8 +70,7 @@ def test_item13_unit_verifies_with_the_install_prefix(tmp_path: Path) -> None:
     """systemd itself accepts the unit once ExecStart exists: this test's own virtual
     environment stands in for the README's (same `pip install` into a venv)."""
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    require(analyze is not None, "systemd-analyze (scripts/setup.sh installs systemd)")
     venv = next(c.split()[-1] for c in _readme_service_commands() if "-m venv" in c)
     assert Path(sys.prefix, "bin", "orchestrator").exists()
     unit = tmp_path / "orchestrator.service"
