@@ -523,7 +523,7 @@ def _report_damage(records: list[Any]) -> None:
 
 @cli.group("target")
 def target_group() -> None:
-    """Targets (where repositories live): preflight checks."""
+    """Targets (where repositories live): preflight checks and creating repositories."""
 
 
 @target_group.command("check")
