@@ -8,17 +8,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import textwrap
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import servers
-from conftest import ORCHESTRATOR, Workspace, restic, restic_snapshots, tag
+from conftest import ORCHESTRATOR, PASSWORD, Workspace, restic, restic_snapshots, tag
 from test_targets import S3_KEY_ID, S3_SECRET, S3_SECRET_ENV, s3_block, sftp_block, toml_table
 
 pytestmark = pytest.mark.integration
@@ -124,11 +126,11 @@ def fresh_bucket(s3_server: Any) -> str:
     return name
 
 
-@pytest.mark.parametrize("kind", ["sftp", "s3"])
-def test_item1_two_backup_processes_on_a_new_remote_target_make_one_repository(
-    kind: str, workspace: Workspace, request: pytest.FixtureRequest
-) -> None:
-    """item 1 on SFTP and S3: the same two processes, one repository, one key."""
+def new_remote(
+    kind: str, ws: Workspace, request: pytest.FixtureRequest
+) -> tuple[str, Callable[..., subprocess.CompletedProcess[str]]]:
+    """A target named `remote` of `kind` at a location with no repository yet, and a
+    witness: restic itself pointed at it."""
     if kind == "sftp":
         sshd = request.getfixturevalue("sshd")
         path = sshd.root / f"new-{uuid.uuid4().hex[:8]}"
@@ -145,19 +147,11 @@ def test_item1_two_backup_processes_on_a_new_remote_target_make_one_repository(
         bucket = request.getfixturevalue("fresh_bucket")
         prefix = f"new-{uuid.uuid4().hex[:8]}"
         block = s3_block("remote", server.endpoint, bucket, prefix)
-        workspace.env[S3_SECRET_ENV] = f"{S3_KEY_ID}:{S3_SECRET}"
+        ws.env[S3_SECRET_ENV] = f"{S3_KEY_ID}:{S3_SECRET}"
         args = ["--repo", f"s3:{server.endpoint}/{bucket}/{prefix}"]
         env = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
-    workspace.config.write_text(HEAD + block + two_policies("remote"))
-    results = both_at_once(workspace, ["backup", "one"], ["backup", "two"])
-    for r in results:
-        assert r.returncode == 0, r.stderr
 
     def witness(*a: str) -> subprocess.CompletedProcess[str]:
-        import os
-
-        from conftest import PASSWORD
-
         return subprocess.run(
             ["restic", *args, "--no-cache", *a],
             env={**os.environ, **env, "RESTIC_PASSWORD": PASSWORD},
@@ -167,7 +161,35 @@ def test_item1_two_backup_processes_on_a_new_remote_target_make_one_repository(
             check=False,
         )
 
+    return block, witness
+
+
+@pytest.mark.parametrize("kind", ["sftp", "s3"])
+def test_item1_two_backup_processes_on_a_new_remote_target_make_one_repository(
+    kind: str, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """item 1 on SFTP and S3: the same two processes, one repository, one key."""
+    block, witness = new_remote(kind, workspace, request)
+    workspace.config.write_text(HEAD + block + two_policies("remote"))
+    results = both_at_once(workspace, ["backup", "one"], ["backup", "two"])
+    for r in results:
+        assert r.returncode == 0, r.stderr
     _assert_one_repository(witness)
+
+
+@pytest.mark.parametrize("kind", ["sftp", "s3"])
+def test_item2_target_init_on_remote_targets(
+    kind: str, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """item 2: `target init` creates an SFTP or S3 repository once, then leaves it alone."""
+    block, witness = new_remote(kind, workspace, request)
+    workspace.config.write_text(HEAD + block + two_policies("remote"))
+    assert "repository not initialised yet" in workspace.orc("target", "check").stdout
+    assert workspace.orc_json("target", "init", "remote")["target"]["created"] is True
+    assert witness("cat", "config").returncode == 0
+    assert workspace.orc_json("target", "init", "remote")["target"]["created"] is False
+    keys = witness("key", "list", "--json")
+    assert len(json.loads(keys.stdout)) == 1, keys.stdout
 
 
 # ------------------------------------------------------- item 2: never re-create
