@@ -71,6 +71,8 @@ def check_target(ctx: Context, spec: TargetSpec) -> TargetCheck:
         if not probe.initialised and ctx.catalog.ever_had_snapshot(spec.name):
             from orchestrator.engine.repository import missing_error
 
+            # "does not exist yet (restic creates it)" is the promise for a new target only
+            result.notes = [n for n in result.notes if "restic creates it" not in n]
             raise missing_error(ctx, spec)
         if probe.initialised:
             _, repo = ctx.open_repository(spec)
