@@ -360,6 +360,14 @@ def test_item3_symlinked_source_is_backed_up_by_its_content(workspace: Workspace
     assert f"{workspace.data.resolve()}/a.txt" in listed.stdout
     assert f"{workspace.data.resolve()}/sub/b.bin" in listed.stdout
     assert runs(workspace)[-1]["files_total"] == 2
+    # restore and the drill find the files by the snapshot's (real) paths
+    dest = workspace.root / "restored"
+    workspace.orc("restore", "files", "--to", str(dest))
+    real = workspace.data.resolve()
+    assert (dest / real.relative_to("/") / "a.txt").read_text() == "alpha\n"
+    drill = workspace.orc_json("drill", "files")
+    assert [r["outcome"] for r in drill["drills"]] == ["ok"], drill
+    assert drill["drills"][0]["files"] >= 1
 
 
 @pytest.mark.parametrize(
