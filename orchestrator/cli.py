@@ -634,7 +634,7 @@ def _report_damage(records: list[Any]) -> None:
 
 @cli.group("target")
 def target_group() -> None:
-    """Targets (where repositories live): preflight checks."""
+    """Targets (where repositories live): preflight checks and creating repositories."""
 
 
 @target_group.command("check")
@@ -667,7 +667,13 @@ def _render_check(c: Any) -> str:
     facts = [
         yes(c.reachable, "reachable", "NOT reachable"),
         *c.notes,
-        yes(c.initialised, "repository initialised", "repository not initialised yet"),
+        yes(
+            c.initialised,
+            "repository initialised",
+            "repository MISSING"
+            if c.problem_kind == "repository_missing"
+            else "repository not initialised yet",
+        ),
         yes(c.password_ok, f"password accepted ({c.snapshots} snapshots)", "WRONG password"),
         yes(c.writable, "writable", "NOT writable"),
         f"restic {c.restic_version}" + ("" if c.restic_compatible else " (too old)"),
@@ -680,6 +686,23 @@ def _render_check(c: Any) -> str:
         f for f in facts if f
     )
     return line + (f"\n  problem: {c.problem}" if c.problem else "")
+
+
+@target_group.command("init")
+@click.argument("name")
+@click.pass_obj
+def target_init(obj: Obj, name: str) -> None:
+    """Create target NAME's repository if it has none (a copy target with its source's
+    chunker parameters); an existing one is left as it is. Backups create a repository
+    themselves only where the catalog has never recorded a snapshot."""
+    from orchestrator.engine.repository import init_target
+
+    result = init_target(obj.context(), name)
+    obj.emit(
+        "target.init",
+        {"exit_code": 0, "target": result},
+        lambda: f"{result.target}  {result.where}: {result.message}",
+    )
 
 
 @cli.group()

@@ -131,6 +131,10 @@ class Catalog(Protocol):
         outcomes: tuple[str, ...] = GOOD_OUTCOMES,
     ) -> RunRecord | None: ...
 
+    def ever_had_snapshot(self, target: str) -> bool:
+        """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
+        its repository existed, so a missing one is an alarm, never a reason to create it."""
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:

@@ -107,6 +107,8 @@ _POLICY_KEYS = (
     "verify",
     "drill",
     "rpo_hours",
+    "allow_empty",
+    "min_files_ratio",
 )
 _DATABASE_KEYS = ("kind", "name", "host", "port", "user", "password")
 _RETENTION_KEYS = tuple(f.name for f in dataclasses.fields(Retention))
@@ -340,6 +342,15 @@ def _positive_number(value: object) -> float:
         raise _Invalid(f"expected a number, got {_kind(value)}")
     if not (value > 0 and math.isfinite(value)) or value > _MAX_HOURS:
         raise _Invalid(f"{value} must be a positive number of hours up to {_MAX_HOURS}")
+    return float(value)
+
+
+def _ratio(value: object) -> float:
+    """min_files_ratio: a number from 0 (guard off) to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number from 0 to 1, got {_kind(value)}")
+    if not 0 <= value <= 1:
+        raise _Invalid(f"{value} must be from 0 (guard off) to 1")
     return float(value)
 
 
@@ -623,6 +634,8 @@ def _policy(table: _Table, name: str, base: Path, targets: tuple[str, ...]) -> P
         verify=_verify(table.table("verify", _VERIFY_KEYS)),
         drill=_drill(table.table("drill", _DRILL_KEYS)),
         rpo_hours=table.get("rpo_hours", _positive_number),
+        allow_empty=table.get_or("allow_empty", _bool, False),
+        min_files_ratio=table.get_or("min_files_ratio", _ratio, 0.5),
     )
 
 

@@ -17,6 +17,10 @@ LOCKED = "locked"
 DISK_FULL = "disk_full"
 REPOSITORY_NOT_DIRECTORY = "repository_not_directory"
 SOURCE_MISSING = "source_missing"
+# The orchestrator's own kinds for the data-loss guards (engine/repository.py, engine/backup.py).
+REPOSITORY_MISSING = "repository_missing"  # the catalog saw snapshots there; now nothing
+SOURCE_EMPTY = "source_empty"  # the sources hold no files (an unmounted mount point?)
+SOURCE_SHRUNK = "source_shrunk"  # far fewer files than the previous good snapshot
 PARTIAL = "partial"
 INTERRUPTED = "interrupted"
 TIMEOUT = "timeout"
