@@ -245,10 +245,11 @@ def _finish(ctx: Context, run: RunRecord, outcome: str, kind: str | None, messag
 
 
 def exit_code_for(runs: list[RunRecord]) -> ExitCode:
-    """0 all good; 75 only busy ones; 3 some failed or partial; 1 all failed."""
+    """0 all good; 75 only busy ones (our run lock or a live restic lock); 3 some failed
+    or partial; 1 all failed."""
     outcomes = [r.outcome for r in runs]
     troubled = [r for r in runs if r.outcome != "success"]
-    if troubled and all(r.error_kind == BUSY for r in troubled):
+    if troubled and all(r.error_kind in features.BUSY_KINDS for r in troubled):
         return ExitCode.BUSY
     if outcomes and all(o == "success" for o in outcomes):
         return ExitCode.OK
