@@ -148,6 +148,9 @@ def _run_backup(
         run.files_new, run.files_changed = summary.files_new, summary.files_changed
         run.files_total, run.bytes_added = summary.files_total, summary.bytes_added
         run.bytes_total, run.seconds = summary.bytes_total, summary.seconds
+    if result.kind == features.PARTIAL and summary is not None and summary.repository_errors:
+        _finish(ctx, run, "partial", features.REPOSITORY_DAMAGED, _damaged(spec, summary, parent))
+        return
     if result.kind == features.PARTIAL and summary is not None and summary.snapshot_id:
         shown = "; ".join(summary.errors[:3]) or "see restic's output"
         more = f" (and {len(summary.errors) - 3} more)" if len(summary.errors) > 3 else ""
@@ -169,6 +172,22 @@ def _run_backup(
         f"{decision.level} snapshot {summary.snapshot_id}: {summary.files_total} files, "
         f"{summary.bytes_added} bytes added",
     )
+
+
+def _damaged(spec: TargetSpec, summary: commands.BackupSummary, parent: Snapshot | None) -> str:
+    """A backup that restic finished although the repository is damaged (a parent tree it
+    cannot load): name the repository, not the sources, and what to do next."""
+    what = "; ".join(summary.repository_errors[:2])
+    if parent is not None:
+        what = f"parent snapshot {parent.short_id}: {what}"
+    text = (
+        f"snapshot {summary.snapshot_id} kept (restic read every source file again), but the "
+        f"repository of target '{spec.name}' is damaged: {what}; run `orchestrator verify "
+        f"--tier check --target {spec.name}`"
+    )
+    if summary.errors:
+        text += f"; also unreadable: {'; '.join(summary.errors[:3])}"
+    return text
 
 
 def _snapshots_or_init(ctx: Context, repo: Repository, policy: Policy) -> list[Snapshot]:

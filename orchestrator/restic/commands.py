@@ -63,6 +63,8 @@ class BackupSummary:
     bytes_total: int = 0
     seconds: float = 0.0
     errors: tuple[str, ...] = field(default_factory=tuple)
+    # Errors about the repository, not a source file: a parent tree restic cannot load.
+    repository_errors: tuple[str, ...] = field(default_factory=tuple)
 
 
 def parse_time(text: str) -> datetime:
@@ -161,6 +163,7 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
     restic prints its JSON `error` messages on stderr, so both streams are read."""
     summary: dict | None = None
     errors: list[str] = []
+    repository_errors: list[str] = []
     for line in [*stdout.splitlines(), *stderr.splitlines()]:
         line = line.strip()
         if not line.startswith("{"):
@@ -174,7 +177,10 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
         elif msg.get("message_type") == "error":
             err = msg.get("error") or {}
             path = msg.get("item") or (err.get("Path") if isinstance(err, dict) else None)
-            errors.append(f"{path or '?'}: {_error_text(err)}")
+            if _about_repository(msg, err):
+                repository_errors.append(_error_text(err) if err else _PARENT_TREE)
+            else:
+                errors.append(f"{path or '?'}: {_error_text(err)}")
     for line in stderr.splitlines():
         if line.startswith("error: "):
             errors.append(line.removeprefix("error: ").strip())
@@ -190,7 +196,22 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
         bytes_total=summary.get("total_bytes_processed", 0),
         seconds=summary.get("total_duration", 0.0),
         errors=tuple(dict.fromkeys(errors)),
+        repository_errors=tuple(dict.fromkeys(repository_errors)),
     )
+
+
+_PARENT_TREE = "restic cannot load its tree (restic 0.14 gives no reason)"
+
+
+def _about_repository(msg: dict, err: object) -> bool:
+    """An error of `backup --json` that is about the repository, not a source file: restic
+    0.15+ says so in its text ("tree ... is not known; the repository could be damaged");
+    restic 0.14 gives no text, but its item is "/", the root of the parent snapshot's
+    tree, which no source file is (restic's sources are absolute paths below it)."""
+    text = _error_text(err) if err else ""
+    if features.damage_line([text]):
+        return True
+    return msg.get("item") == "/" and msg.get("during") == "archival" and not err
 
 
 def _error_text(err: object) -> str:

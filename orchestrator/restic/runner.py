@@ -104,10 +104,12 @@ def message_lines(stderr: str) -> list[str]:
     message counts as lines of its own."""
     raw: list[str] = []
     for line in stderr.splitlines():
-        if line.startswith('{"message_type":"exit_error"'):
+        if line.startswith("{") and "exit_error" in line:
             with contextlib.suppress(ValueError, AttributeError):
-                raw += str(json.loads(line).get("message", "")).splitlines()
-                continue
+                doc = json.loads(line)
+                if doc.get("message_type") == "exit_error":
+                    raw += str(doc.get("message", "")).splitlines()
+                    continue
         raw.append(line)
     kept = []
     for i, line in enumerate(raw):

@@ -191,8 +191,7 @@ def run_drill(
                 f"drill of snapshot {snapshot.short_id}: its file list cannot be read, "
                 "the repository is damaged"
             )
-            result.details = {"snapshot": snapshot.id, "seed": seed, "sample": []}
-            return result
+            return result  # no details: nothing was sampled, restored or measured
         files = {n.path: n for n in nodes if n.type == "file"}
         sizes = {p: n.size for p, n in files.items()}
         recent = recently_drilled(previous_samples, set(sizes))
