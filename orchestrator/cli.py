@@ -875,6 +875,7 @@ def forget(
     """Apply retention: restic plans (--dry-run --json), we check, then forget by id."""
     from orchestrator.engine.retention import forget_policy
     from orchestrator.render import table
+    from orchestrator.restic.features import BUSY_KINDS
 
     cfg = obj.config
     policies = (
@@ -891,6 +892,8 @@ def forget(
     code = (
         ExitCode.OK
         if not bad
+        else ExitCode.BUSY  # only locks held by live processes: try later
+        if all(r.error_kind in BUSY_KINDS for r in bad)
         else (ExitCode.FAILURE if len(bad) == len(results) else ExitCode.PARTIAL)
     )
     obj.emit(

@@ -149,6 +149,9 @@ def _run_backup(
         run.bytes_total, run.seconds = summary.bytes_total, summary.seconds
     if summary is not None and summary.snapshot_id:
         _guard_file_count(ctx, policy, repo, run, summary.snapshot_id, previous)
+    if result.kind == features.PARTIAL and summary is not None and summary.repository_errors:
+        _finish(ctx, run, "partial", features.REPOSITORY_DAMAGED, _damaged(spec, summary, parent))
+        return
     if result.kind == features.PARTIAL and summary is not None and summary.snapshot_id:
         shown = "; ".join(summary.errors[:3]) or "see restic's output"
         more = f" (and {len(summary.errors) - 3} more)" if len(summary.errors) > 3 else ""
@@ -170,6 +173,22 @@ def _run_backup(
         f"{decision.level} snapshot {summary.snapshot_id}: {summary.files_total} files, "
         f"{summary.bytes_added} bytes added" + "".join(f"; {n}" for n in notes),
     )
+
+
+def _damaged(spec: TargetSpec, summary: commands.BackupSummary, parent: Snapshot | None) -> str:
+    """A backup that restic finished although the repository is damaged (a parent tree it
+    cannot load): name the repository, not the sources, and what to do next."""
+    what = "; ".join(summary.repository_errors[:2])
+    if parent is not None:
+        what = f"parent snapshot {parent.short_id}: {what}"
+    text = (
+        f"snapshot {summary.snapshot_id} kept (restic read every source file again), but the "
+        f"repository of target '{spec.name}' is damaged: {what}; run `orchestrator verify "
+        f"--tier check --target {spec.name}`"
+    )
+    if summary.errors:
+        text += f"; also unreadable: {'; '.join(summary.errors[:3])}"
+    return text
 
 
 def _source_paths(policy: Policy) -> tuple[list[Path], list[str]]:
@@ -324,10 +343,11 @@ def _finish(ctx: Context, run: RunRecord, outcome: str, kind: str | None, messag
 
 
 def exit_code_for(runs: list[RunRecord]) -> ExitCode:
-    """0 all good; 75 only busy ones; 3 some failed or partial; 1 all failed."""
+    """0 all good; 75 only busy ones (our run lock or a live restic lock); 3 some failed
+    or partial; 1 all failed."""
     outcomes = [r.outcome for r in runs]
     troubled = [r for r in runs if r.outcome != "success"]
-    if troubled and all(r.error_kind == BUSY for r in troubled):
+    if troubled and all(r.error_kind in features.BUSY_KINDS for r in troubled):
         return ExitCode.BUSY
     if outcomes and all(o == "success" for o in outcomes):
         return ExitCode.OK
