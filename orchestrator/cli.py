@@ -921,6 +921,11 @@ def forget(
                     for r in results
                 ],
             )
+            + "".join(
+                f"\n{r.policy}@{r.target}: kept {i[:8]}: {why}"
+                for r in results
+                for i, why in r.reasons.items()
+            )
             if results
             else "no policy has retention rules"
         ),

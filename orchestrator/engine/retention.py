@@ -3,9 +3,11 @@
 restic decides what the keep rules keep (`forget --dry-run --json`, one group per
 policy: `--tag policy:NAME --group-by ''`, so snapshots of every level, host and
 path set count together). We only check the plan and then remove exactly the ids it
-named, so nothing is decided twice. restic 0.14 can remove every snapshot of a
-group, hence the refusal of a plan that removes all of a policy's snapshots or more
-than `forget_max_share` of them at once.
+named, so nothing is decided twice. restic's rules know nothing of levels: on top of
+its plan the snapshots the levels need stay (`policies.keep`: the newest full, the
+parent of the next differential), each with its reason. restic 0.14 can remove every
+snapshot of a group, hence the refusal of a plan that removes all of a policy's
+snapshots or more than `forget_max_share` of them at once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from orchestrator.events import (
     RETENTION_REFUSED,
     Event,
 )
+from orchestrator.policies.keep import Snap, level_keeps
 from orchestrator.policies.model import Policy, Retention
 from orchestrator.restic import commands, features
 
@@ -35,6 +38,8 @@ class ForgetResult:
     dry_run: bool
     keep: list[str] = field(default_factory=list)  # full snapshot ids
     remove: list[str] = field(default_factory=list)
+    # ids restic's rules would have removed, kept for the levels: id -> why
+    reasons: dict[str, str] = field(default_factory=dict)
     removed: bool = False
     refused: str | None = None
     error: str | None = None
@@ -47,10 +52,11 @@ class ForgetResult:
             return f"{where}: retention failed: {self.error}"
         if self.refused:
             return f"{where}: retention refused: {self.refused}; nothing removed"
+        kept = "".join(f"; kept {i[:8]}: {why}" for i, why in self.reasons.items())
         if not self.remove:
-            return f"{where}: keep {len(self.keep)}, nothing to remove"
+            return f"{where}: keep {len(self.keep)}, nothing to remove{kept}"
         verb = "removed" if self.removed else "would remove"
-        return f"{where}: keep {len(self.keep)}, {verb} {len(self.remove)}"
+        return f"{where}: keep {len(self.keep)}, {verb} {len(self.remove)}{kept}"
 
 
 def keep_options(retention: Retention) -> list[tuple[str, int]]:
@@ -84,10 +90,15 @@ def forget_policy(
                 plan = commands.forget_plan(
                     ctx.runner, repo, [f"policy:{policy.name}"], keep_options(policy.retention)
                 )
-                result.keep = [s.id for s in plan.keep]
-                result.remove = [s.id for s in plan.remove]
-                total = len(plan.keep) + len(plan.remove)
-                result.refused = share_refusal(total, len(plan.remove), share)
+                decision = level_keeps(
+                    [Snap(s.id, s.time, s.tag("level")) for s in (*plan.keep, *plan.remove)],
+                    {s.id for s in plan.remove},
+                    differential_planned=any(e.level == "differential" for e in policy.schedules),
+                )
+                result.keep, result.remove = list(decision.keep), list(decision.remove)
+                result.reasons = decision.reasons
+                total = len(result.keep) + len(result.remove)
+                result.refused = share_refusal(total, len(result.remove), share)
                 if not dry_run and not result.refused and result.remove:
                     commands.forget_ids(ctx.runner, repo, result.remove)
                     result.removed = True
@@ -118,7 +129,11 @@ def _publish(ctx: Context, result: ForgetResult) -> None:
             result.summary,
             policy=result.policy,
             target=result.target,
-            details={"removed": result.remove if result.removed else [], "kept": result.keep},
+            details={
+                "removed": result.remove if result.removed else [],
+                "kept": result.keep,
+                "kept_for_levels": result.reasons,
+            },
         )
     )
 

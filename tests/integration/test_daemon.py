@@ -299,8 +299,8 @@ def test_daemon_sigterm_mid_backup_records_the_interrupted_slot(workspace: Works
 def test_forget_plans_first_and_refuses_too_much(workspace: Workspace) -> None:
     ws = workspace
     ws.write_policies(HEAD + policy("keep", "once", "retention = { last = 1 }"))
-    for day in (2, 3, 4):
-        ws.orc("backup", "keep", "--now", f"2026-03-0{day}T01:00")
+    for day in (2, 3, 4):  # fulls: the newest full is the newest (item 5 keeps it anyway)
+        ws.orc("backup", "keep", "--level", "full", "--now", f"2026-03-0{day}T01:00")
     plan = ws.orc_json("forget", "keep", "--dry-run")
     (result,) = plan["results"]
     assert len(result["keep"]) == 1 and len(result["remove"]) == 2
