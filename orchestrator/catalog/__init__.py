@@ -169,6 +169,10 @@ class Catalog(Protocol):
 
     def mark_media_verified(self, target: str, paths: list[str], when: datetime) -> None: ...
 
+    def accept_media_removals(self, target: str, paths: list[str]) -> int:
+        """Drop files that our own forget/prune removed from the last listing, so the next
+        media run does not report them missing; returns how many were in the listing."""
+
     # --- the daemon's slots (see engine/due.py) ---
 
     def claim_slot(self, rec: SlotRecord) -> bool:

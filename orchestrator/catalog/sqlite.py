@@ -369,6 +369,19 @@ class SqliteCatalog:
             [(when.isoformat(), target, p) for p in paths],
         )
 
+    def accept_media_removals(self, target: str, paths: list[str]) -> int:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.executemany(
+                "DELETE FROM media_files WHERE target = ? AND path = ?",
+                [(target, p) for p in paths],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return cur.rowcount
+
     # --- the daemon's slots ---
 
     def claim_slot(self, rec: SlotRecord) -> bool:

@@ -12,6 +12,7 @@ snapshots or more than `forget_max_share` of them at once.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from orchestrator.engine.context import Context
@@ -29,6 +30,14 @@ from orchestrator.events import (
 from orchestrator.policies.keep import Snap, level_keeps
 from orchestrator.policies.model import Policy, Retention
 from orchestrator.restic import commands, features
+from orchestrator.targets import Target
+from orchestrator.verify.media import list_content, pruned_files, snapshot_files
+
+log = logging.getLogger("orchestrator.retention")
+
+# mark: how many files our own forget/prune removed from the media listing since the
+# last media run (the media run reports and clears it)
+MEDIA_ACCEPTED = "media-accepted:"
 
 
 @dataclass
@@ -100,7 +109,10 @@ def forget_policy(
                 total = len(result.keep) + len(result.remove)
                 result.refused = share_refusal(total, len(result.remove), share)
                 if not dry_run and not result.refused and result.remove:
-                    commands.forget_ids(ctx.runner, repo, result.remove)
+                    try:
+                        commands.forget_ids(ctx.runner, repo, result.remove)
+                    finally:  # even a forget that failed half-way removed only these
+                        accept_own_removals(ctx, spec.name, snapshot_files(result.remove))
                     result.removed = True
                     key = f"removed-since-prune:{spec.name}"
                     before = int(ctx.catalog.get_mark(key) or 0)
@@ -138,17 +150,57 @@ def _publish(ctx: Context, result: ForgetResult) -> None:
     )
 
 
+def accept_own_removals(ctx: Context, target: str, paths: list[str]) -> None:
+    """Files our own forget/prune removed are not damage: drop them from the media
+    listing (only those paths; any other file gone from it is still reported) and count
+    them for the next media run's report."""
+    if not paths:
+        return
+    accepted = ctx.catalog.accept_media_removals(target, paths)
+    if accepted:
+        key = f"{MEDIA_ACCEPTED}{target}"
+        before = int(ctx.catalog.get_mark(key) or 0)
+        ctx.catalog.set_mark(key, str(before + accepted), ctx.clock.now())
+
+
+def _listing(target: Target, name: str, when: str) -> dict[str, int] | None:
+    try:
+        return list_content(target)
+    except (OSError, OrchestratorError) as exc:
+        log.warning(
+            "target '%s': cannot list the repository %s prune (%s); the media tier will "
+            "report the files prune removed as missing",
+            name,
+            when,
+            exc,
+        )
+        return None
+
+
 def prune_target(ctx: Context, name: str) -> str | None:
-    """`restic prune` on one target; returns the error, or None when it worked."""
+    """`restic prune` on one target; returns the error, or None when it worked.
+
+    When the media tier keeps a listing of the target, the repository is listed right
+    before and right after the prune: the packs and indexes that went in between are
+    ours and accepted (see `pruned_files`)."""
     spec = ctx.config.targets[name]
     now = ctx.clock.now()
     error = None
+    target = None
     try:
-        _, repo = ctx.open_repository(spec)
-        commands.prune(ctx.runner, repo)
+        target, repo = ctx.open_repository(spec)
+        before = _listing(target, name, "before") if ctx.catalog.media_files(name) else None
+        try:
+            commands.prune(ctx.runner, repo)
+        finally:  # a prune that failed half-way may have removed some
+            after = _listing(target, name, "after") if before is not None else None
+            if before is not None and after is not None:
+                accept_own_removals(ctx, name, pruned_files(before, after))
         ctx.catalog.set_mark(f"removed-since-prune:{name}", None, now)
     except OrchestratorError as exc:
         error = exc.message
+    finally:  # an SFTP connection or S3 client pool must not outlive the prune (the daemon)
+        getattr(target, "close", lambda: None)()
     ctx.events.publish(
         Event(
             PRUNE_FAILED if error else PRUNE_DONE,

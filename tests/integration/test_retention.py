@@ -132,3 +132,26 @@ def test_item4_media_accepts_our_own_forget_and_prune_but_not_a_stranger(
     assert [(d["kind"], d["path"]) for d in damage] == [
         ("missing", pack.relative_to(ws.repo).as_posix())
     ]
+
+
+def test_item4_a_snapshot_file_deleted_by_someone_else_is_still_damage(
+    workspace: Workspace,
+) -> None:
+    """Item 4: only the snapshot files of the ids our forget removed are accepted; one
+    deleted by someone else between the media listing and our forget stays damage."""
+    ws = workspace
+    ws.write_policies(HEAD + MEDIA_POLICY.replace("last = 2", "last = 1"))
+    for day in (2, 3, 4):
+        (ws.data / "day.txt").write_text(f"day {day}\n")
+        ws.orc("backup", "files", "--level", "full", "--now", f"2026-03-0{day}T01:00")
+    day2, day3, day4 = (s["id"] for s in restic_snapshots(ws.repo))
+    ws.orc("verify", "--tier", "media")  # the listing
+    (ws.repo / "snapshots" / day3).unlink()  # not ours
+    out = ws.orc_json("forget", "files", "--max-share", "0.9")
+    assert [r["remove"] for r in out["results"]] == [[day2]]
+    assert [s["id"] for s in restic_snapshots(ws.repo)] == [day4]
+
+    res = ws.orc("--json", "verify", "--tier", "media", check=4)
+    (media,) = json.loads(res.stdout)["verifications"]
+    assert [(d["kind"], d["path"]) for d in media["damage"]] == [("missing", f"snapshots/{day3}")]
+    assert "1 files removed by our own forget/prune" in media["message"]
