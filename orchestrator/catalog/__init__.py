@@ -135,6 +135,16 @@ class Catalog(Protocol):
         """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
         its repository existed, so a missing one is an alarm, never a reason to create it."""
 
+    def oldest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None:
+        """The first run of these outcomes (`status`: since when checks are expected)."""
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:

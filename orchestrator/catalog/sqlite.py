@@ -233,6 +233,23 @@ class SqliteCatalog:
         ).fetchone()
         return row is not None
 
+    def oldest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None:
+        where, params = _filters(policy=policy, target=target, kind=kind)
+        marks = ", ".join("?" for _ in outcomes)
+        sql = (
+            f"SELECT * FROM runs {where} AND outcome IN ({marks}) "
+            "ORDER BY started_at ASC, rowid ASC LIMIT 1"
+        )
+        row = self.db.execute(sql, [*params, *outcomes]).fetchone()
+        return _from_row(row) if row else None
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:
