@@ -13,6 +13,7 @@ snapshots or more than `forget_max_share` of them at once.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from orchestrator.engine.context import Context
@@ -109,10 +110,11 @@ def forget_policy(
                 total = len(result.keep) + len(result.remove)
                 result.refused = share_refusal(total, len(result.remove), share)
                 if not dry_run and not result.refused and result.remove:
-                    try:
-                        commands.forget_ids(ctx.runner, repo, result.remove)
-                    finally:  # even a forget that failed half-way removed only these
-                        accept_own_removals(ctx, spec.name, snapshot_files(result.remove))
+                    with listing_lock(ctx, spec.name):
+                        try:
+                            commands.forget_ids(ctx.runner, repo, result.remove)
+                        finally:  # even a forget that failed half-way removed only these
+                            accept_own_removals(ctx, spec.name, snapshot_files(result.remove))
                     result.removed = True
                     key = f"removed-since-prune:{spec.name}"
                     before = int(ctx.catalog.get_mark(key) or 0)
@@ -147,6 +149,15 @@ def _publish(ctx: Context, result: ForgetResult) -> None:
                 "kept_for_levels": result.reasons,
             },
         )
+    )
+
+
+def listing_lock(ctx: Context, target: str) -> AbstractContextManager[None]:
+    """The lock the verification tiers hold on a target (`verify@NAME`): a media run
+    that listed the repository before our forget/prune deleted files must not record
+    that listing after we took them out of it (they would be "missing" next time)."""
+    return run_lock(
+        ctx.config.settings.state_dir / "locks", f"verify@{target}", ctx.host, ctx.clock.now()
     )
 
 
@@ -189,13 +200,15 @@ def prune_target(ctx: Context, name: str) -> str | None:
     target = None
     try:
         target, repo = ctx.open_repository(spec)
-        before = _listing(target, name, "before") if ctx.catalog.media_files(name) else None
-        try:
-            commands.prune(ctx.runner, repo)
-        finally:  # a prune that failed half-way may have removed some
-            after = _listing(target, name, "after") if before is not None else None
-            if before is not None and after is not None:
-                accept_own_removals(ctx, name, pruned_files(before, after))
+        with listing_lock(ctx, name):
+            watch = bool(ctx.catalog.media_files(name))
+            before = _listing(target, name, "before") if watch else None
+            try:
+                commands.prune(ctx.runner, repo)
+            finally:  # a prune that failed half-way may have removed some
+                after = _listing(target, name, "after") if before is not None else None
+                if before is not None and after is not None:
+                    accept_own_removals(ctx, name, pruned_files(before, after))
         ctx.catalog.set_mark(f"removed-since-prune:{name}", None, now)
     except OrchestratorError as exc:
         error = exc.message

@@ -6,6 +6,7 @@ that does not take the product's own forget/prune for damage (issue 14 item 4).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -155,3 +156,24 @@ def test_item4_a_snapshot_file_deleted_by_someone_else_is_still_damage(
     (media,) = json.loads(res.stdout)["verifications"]
     assert [(d["kind"], d["path"]) for d in media["damage"]] == [("missing", f"snapshots/{day3}")]
     assert "1 files removed by our own forget/prune" in media["message"]
+
+
+def test_item4_forget_does_not_delete_under_a_running_media_listing(
+    workspace: Workspace,
+) -> None:
+    """Item 4: a media run lists the repository, then records that listing; a forget that
+    deleted files in between would have them reported missing later. While a
+    verification holds the target (`verify@local`), forget deletes nothing and says so."""
+    ws = workspace
+    ws.write_policies(HEAD + MEDIA_POLICY.replace("last = 2", "last = 1"))
+    for day in (2, 3):
+        ws.orc("backup", "files", "--level", "full", "--now", f"2026-03-0{day}T01:00")
+    locks = ws.root / "var" / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with (locks / "verify_local.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        res = ws.orc("forget", "files", "--max-share", "0.9", check=1)
+    assert "verify@local is already running" in res.stderr
+    assert len(restic_snapshots(ws.repo)) == 2
+    ws.orc("forget", "files", "--max-share", "0.9")
+    assert len(restic_snapshots(ws.repo)) == 1
