@@ -185,9 +185,10 @@ FINISHED = ("ok", "damaged", "failed")
 
 
 def check_problems(ctx: Context, policy: Policy, target: str, now: datetime) -> tuple[Problem, ...]:
-    """The newest outcome of each verification tier on the target (any policy's: they
-    check the one repository) and of the policy's drill there: damaged or failed; and
-    each check the policy configures that is overdue (checks_due.overdue)."""
+    """The newest outcome of each verification tier on the target (any policy's, or none's:
+    they check the one repository) and of the policy's drill there: damaged or failed;
+    and each check the policy configures that is overdue (checks_due.overdue, from the
+    policy's own completed runs, as `run --due` decides what is due)."""
     from orchestrator.engine.checks_due import DONE_OUTCOMES, overdue, verify_tiers
     from orchestrator.verify import TIERS
 
@@ -225,10 +226,9 @@ def check_problems(ctx: Context, policy: Policy, target: str, now: datetime) -> 
     if policy.drill is not None:
         wanted.append(("drill", policy.drill.every))
     first = ctx.catalog.oldest_run(policy.name, target) if wanted else None
-    for tier, every in wanted:
-        of = policy.name if tier == "drill" else None
+    for tier, every in wanted:  # counted as `run --due` counts: the policy's own runs
         done = ctx.catalog.verifications(
-            target=target, tier=tier, policy=of, outcomes=DONE_OUTCOMES, limit=1
+            target=target, tier=tier, policy=policy.name, outcomes=DONE_OUTCOMES, limit=1
         )
         why = overdue(
             every,
