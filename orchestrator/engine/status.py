@@ -62,6 +62,7 @@ class TargetStatus:
     running: tuple[RunRecord, ...] = ()
     # the newest verification and drill outcomes: damaged, failed, overdue
     check_problems: tuple[Problem, ...] = ()
+    timezone: str = "UTC"  # the config's: times in reasons are shown in it
 
     @property
     def rpo_breached(self) -> bool | None:
@@ -85,10 +86,11 @@ class TargetStatus:
             )
         last = self.last_run
         if last is not None and last.outcome in ("failed", "interrupted", "partial"):
+            when = last.started_at.astimezone(ZoneInfo(self.timezone))
             found.append(
                 Problem(
                     "last run " + last.outcome,
-                    f"last backup ({last.started_at:%Y-%m-%d %H:%M %Z}) {last.outcome}"
+                    f"last backup ({when:%Y-%m-%d %H:%M %Z}) {last.outcome}"
                     + (f": {last.message}" if last.message else ""),
                 )
             )
@@ -131,6 +133,7 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
                         if r.outcome == "running"
                     ),
                     check_problems=check_problems(ctx, policy, target, now),
+                    timezone=tz,
                 )
             )
     return rows
