@@ -1,0 +1,143 @@
+"""Benchmark: the calendar at scale (`plan`, `validate`, idle `run --due`).
+
+Writes a policies.toml of N policies (default 10,000) into a temporary folder,
+with a mix of daily, weekly, monthly (days 1-31) and free cron schedules in
+Europe/Berlin, and times
+
+- `plan --days 31` (issue 15 asks < 1 s and < 200 MiB for 10,000 policies),
+- `validate` (< 1 s),
+- `run --due --now T` at a T when nothing is due (< 1 s): a first pass at T sees
+  every policy for the first time and records it; the timed passes follow at T +
+  k minutes. The local target's repository does not exist; nothing due means
+  restic is never started.
+
+Prints median and minimum of `--rounds` runs, and the peak memory (max RSS) of
+each command. Not part of the test suite (timings are noisy): run
+
+    .venv/bin/python benchmarks/calendar_scale.py [--policies 10000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ORC = [sys.executable, "-m", "orchestrator"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LEVELS = ("full", "differential", "incremental")
+# A Tuesday noon in Berlin (10:00 UTC): every calendar entry below is at 00:00-05:59
+# local and every cron runs at 03:xx or 22:xx, so nothing is ever due at T + minutes.
+IDLE_NOW = "2026-11-24T10:00:00+00:00"
+
+
+def policies_toml(count: int, work: Path) -> str:
+    """N policies: every one daily; half also weekly; a third monthly; a tenth a cron."""
+    lines = [
+        "[orchestrator]",
+        'state_dir = "var"',
+        'timezone = "Europe/Berlin"',
+        "[targets.local]",
+        'kind = "local"',
+        f'path = "{work / "repo"}"',
+        'password = "secret:bench"',
+    ]
+    for i in range(count):
+        at = f"{i % 6:02d}:{(i * 7) % 60:02d}"
+        lines += [
+            f"[policies.p{i:05d}]",
+            'importance = "normal"',
+            f'sources = ["{work / "data"}"]',
+            'targets = ["local"]',
+            f'daily = {{ at = "{at}", level = "incremental" }}',
+        ]
+        if i % 2 == 0:
+            lines.append(
+                f'weekly = {{ on = "{WEEKDAYS[i % 7]}", at = "{at}", level = "differential" }}'
+            )
+        if i % 3 == 0:
+            lines.append(f'monthly = {{ day = {1 + i % 31}, at = "{at}", level = "full" }}')
+        if i % 10 == 0:
+            cron = ("15 3 * * 1-5", "0 22 * * *", "30 3 1,15 * *")[i % 3]
+            lines.append(f'schedules = [{{ cron = "{cron}", level = "{LEVELS[i % 3]}" }}]')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def timed(argv: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one command, run in a child that is measured alone."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.monotonic()\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "s = time.monotonic() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(p.returncode, s, rss)\n"
+        "sys.stderr.write(p.stderr[-2000:])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], env=env, capture_output=True, text=True, check=False
+    )
+    code, seconds, rss = proc.stdout.split()
+    if int(code) not in ok:
+        sys.exit(f"{' '.join(argv)} failed ({code}):\n{proc.stderr}")
+    return float(seconds), int(rss)
+
+
+def report(name: str, runs: list[tuple[float, int]], goal: float) -> None:
+    times = [t for t, _ in runs]
+    rss = max(r for _, r in runs) / 1024
+    median = statistics.median(times)
+    verdict = "meets" if median < goal else "MISSES"
+    print(
+        f"{name:<28} median {median:6.2f}s  min {min(times):6.2f}s  "
+        f"max RSS {rss:6.0f} MiB  ({verdict} < {goal:g} s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policies", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="orc-calendar-"))
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "data").mkdir(exist_ok=True)
+        config = work / "policies.toml"
+        config.write_text(policies_toml(args.policies, work))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "ORCH"))}
+        env["ORCHESTRATOR_SECRET_BENCH"] = "benchmark password 1234"
+        orc = [*ORC, "--config", str(config)]
+
+        # The first pass records every policy as first seen (writes); later passes are idle.
+        timed([*orc, "run", "--due", "--now", IDLE_NOW], env)
+        plan, validate, idle = [], [], []
+        for k in range(1, args.rounds + 1):
+            plan.append(timed([*orc, "plan", "--days", "31"], env))
+            validate.append(timed([*orc, "validate"], env))
+            minute = f"2026-11-24T10:{k:02d}:00+00:00"
+            idle.append(timed([*orc, "run", "--due", "--now", minute], env))
+        if (work / "repo").exists():
+            sys.exit("run --due touched the repository: something was due")
+        print(
+            f"{args.policies} policies, {args.rounds} rounds, cpus: {os.cpu_count()}, "
+            f"load: {os.getloadavg()[0]:.1f}"
+        )
+        report("plan --days 31", plan, 1.0)
+        report("validate", validate, 1.0)
+        report("run --due (nothing due)", idle, 1.0)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
