@@ -6,9 +6,11 @@ product never depends on croniter's handling of time zones.
 
 Decisions, and why:
 
-- Slots are decided by LOCAL wall-clock date and time, not by instants. croniter
-  is run on naive local datetimes to produce nominal wall-clock times, which are
-  then localized here. On a spring-forward day a nominal time that does not exist
+- Slots are decided by LOCAL wall-clock date and time, not by instants. Nominal
+  wall-clock times come from plain date arithmetic on naive local dates (daily,
+  weekly, monthly; free crons as sets of field values, croniter only for L, W and
+  #: tests/unit/test_schedule_arithmetic.py holds them to croniter's answers), and
+  are then localized here. On a spring-forward day a nominal time that does not exist
   (02:30 in Europe/Berlin on 2026-03-29) falls due at the first instant that
   exists after it (03:00 CEST); on a fall-back day a time that occurs twice falls
   due once, at its first occurrence. The product promises one run per local day
