@@ -12,10 +12,11 @@ Europe/Berlin, and times
   restic is never started.
 
 Prints median and minimum of `--rounds` runs, wall and CPU (user + system)
-seconds, and the peak memory (max RSS) of each command. `--against DIR` also
-runs another checkout's code (PYTHONPATH=DIR, e.g. /work/main), interleaved,
-and prints the before/after ratios. Not part of the test suite (timings are
-noisy): run
+seconds, and the peak memory (max RSS) of each command; then the calendar
+alone (slots_between for every policy over both windows, in one process, CPU
+seconds). `--against DIR` also runs another checkout's code (PYTHONPATH=DIR,
+e.g. /work/main), interleaved, and prints the before/after ratios. Not part of
+the test suite (timings are noisy): run
 
     .venv/bin/python benchmarks/calendar_scale.py [--policies 10000] [--rounds 5] [--against DIR]
 """
@@ -107,6 +108,44 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> Run:
     return Run(float(wall), float(cpu), int(rss))
 
 
+# The calendar alone, in one process: slots_between for every policy over the plan's
+# 31 days and over the idle pass's window (CPU seconds), without loading or rendering.
+CALENDAR_ONLY = """
+import sys, time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from orchestrator.policies.loader import load_config
+from orchestrator.policies.schedule import slots_between
+cfg = load_config(Path(sys.argv[1]))
+tz, policies = cfg.settings.timezone, list(cfg.policies.values())
+now = datetime.fromisoformat(sys.argv[2])
+for name, start, end in (
+    ("plan", now, now + timedelta(days=31)),
+    ("idle", now - timedelta(hours=1), now + timedelta(minutes=30)),
+):
+    t = time.process_time()
+    n = sum(len(slots_between(p, tz, start, end)) for p in policies)
+    print(name, n, time.process_time() - t)
+"""
+
+
+def calendar_only(config: Path, env: dict[str, str], cwd: Path) -> dict[str, tuple[int, float]]:
+    """{window: (slots, CPU seconds)} of slots_between alone."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CALENDAR_ONLY, str(config), IDLE_NOW],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = {}
+    for line in proc.stdout.splitlines():
+        name, slots, cpu = line.split()
+        found[name] = (int(slots), float(cpu))
+    return found
+
+
 def summary(runs: list[Run]) -> str:
     wall, cpu = [r.wall for r in runs], [r.cpu for r in runs]
     return (
@@ -158,6 +197,10 @@ def main() -> None:
                 for code, code_env in codes.items():  # interleaved
                     minute = 2 * k + (code == "after")
                     runs.setdefault((name, code), []).append(timed(argv(minute), code_env, work))
+        calendar: dict[str, list[dict[str, tuple[int, float]]]] = {}
+        for _ in range(args.rounds):
+            for code, code_env in codes.items():
+                calendar.setdefault(code, []).append(calendar_only(config, code_env, work))
         if (work / "repo").exists():
             sys.exit("run --due touched the repository: something was due")
         print(
@@ -166,7 +209,7 @@ def main() -> None:
         )
         for name in commands:
             for code in codes:
-                print(f"{name:<24} {code:<7} {summary(runs[name, code])}")
+                print(f"{name:<28} {code:<7} {summary(runs[name, code])}")
             if args.against:
                 before, after = runs[name, "before"], runs[name, "after"]
                 wall = statistics.median(r.wall for r in before) / statistics.median(
@@ -175,7 +218,21 @@ def main() -> None:
                 cpu = statistics.median(r.cpu for r in before) / statistics.median(
                     r.cpu for r in after
                 )
-                print(f"{name:<24} ratio   before/after: wall {wall:.1f}x, cpu {cpu:.1f}x")
+                print(f"{name:<28} ratio   before/after: wall {wall:.1f}x, cpu {cpu:.1f}x")
+        for window in ("plan", "idle"):
+            label = f"slots_between, {window} window"
+            medians = {}
+            for code in codes:
+                cpus = [found[window][1] for found in calendar[code]]
+                medians[code] = statistics.median(cpus)
+                slots = calendar[code][0][window][0]
+                print(
+                    f"{label:<28} {code:<7} cpu median {medians[code]:6.2f}s "
+                    f"min {min(cpus):6.2f}s  ({slots} slots)"
+                )
+            if args.against:
+                ratio = medians["before"] / max(medians["after"], 1e-9)
+                print(f"{label:<28} ratio   before/after: cpu {ratio:.1f}x")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
