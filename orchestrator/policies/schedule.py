@@ -6,9 +6,11 @@ product never depends on croniter's handling of time zones.
 
 Decisions, and why:
 
-- Slots are decided by LOCAL wall-clock date and time, not by instants. croniter
-  is run on naive local datetimes to produce nominal wall-clock times, which are
-  then localized here. On a spring-forward day a nominal time that does not exist
+- Slots are decided by LOCAL wall-clock date and time, not by instants. Nominal
+  wall-clock times come from plain date arithmetic on naive local dates (daily,
+  weekly, monthly; free crons as sets of field values, croniter only for L, W and
+  #: tests/unit/test_schedule_arithmetic.py holds them to croniter's answers), and
+  are then localized here. On a spring-forward day a nominal time that does not exist
   (02:30 in Europe/Berlin on 2026-03-29) falls due at the first instant that
   exists after it (03:00 CEST); on a fall-back day a time that occurs twice falls
   due once, at its first occurrence. The product promises one run per local day
@@ -33,9 +35,12 @@ Decisions, and why:
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from orchestrator.policies.model import LEVEL_RANK, Level, Policy, ScheduleEntry
@@ -54,6 +59,9 @@ CALENDAR_ENTRIES: frozenset[str] = frozenset({"daily", "weekly", "monthly"})
 # How far next_slot looks ahead: a yearly cron still has a next slot.
 NEXT_SLOT_HORIZON_DAYS = 400
 CATCH_UP_MODES: tuple[str, ...] = ("once", "skip", "all")
+# How far outside a window a cron entry's nominal times are read (DST gaps and
+# repeated hours are at most 2 hours in tzdata since 1970, Lord Howe's 30 minutes).
+CRON_MARGIN = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -72,19 +80,28 @@ class Slot:
     reason: str
 
 
-@dataclass(frozen=True)
-class _Hit:
-    """One nominal firing of one entry, before merging."""
-
-    index: int  # position of the entry in policy.schedules (orders names and ties)
-    entry: ScheduleEntry
-    nominal: datetime  # naive local wall-clock time
-    due: datetime  # aware UTC instant
+# One nominal firing of one entry, before merging: (position of the entry in
+# policy.schedules, which orders names and ties; naive local time; aware UTC due).
+_Hit = tuple[int, datetime, datetime]
 
 
 def _require_aware(name: str, value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+
+
+@lru_cache(maxsize=65536)
+def _day_offset(zone: ZoneInfo, day: date) -> timedelta | None:
+    """The zone's UTC offset through the whole local day, or None near a change.
+
+    Read at the midnights from the day before to the day after next, so a day next
+    to a change (or holding one) takes the exact path in _localize; on every other
+    day a nominal time exists exactly once and is the nominal time less the offset."""
+    offsets = {
+        datetime.combine(day + timedelta(days=k), time(), zone).utcoffset() for k in (-1, 0, 1, 2)
+    }
+    offset = offsets.pop()
+    return offset if not offsets else None
 
 
 def _localize(nominal: datetime, zone: ZoneInfo) -> datetime:
@@ -94,6 +111,9 @@ def _localize(nominal: datetime, zone: ZoneInfo) -> datetime:
     times (spring-forward gap) take the first instant that exists after them,
     i.e. the transition itself, found by bisection between the two readings.
     """
+    offset = _day_offset(zone, nominal.date())
+    if offset is not None:  # the common day: no change of offset near it
+        return (nominal - offset).replace(tzinfo=UTC)
     first = nominal.replace(tzinfo=zone, fold=0).astimezone(UTC)
     if first.astimezone(zone).replace(tzinfo=None) == nominal:
         return first
@@ -111,8 +131,11 @@ def _localize(nominal: datetime, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(hi, UTC)
 
 
+@lru_cache(maxsize=4096)
 def is_valid_cron(expr: str) -> bool:
-    """Whether croniter accepts the expression (it raises several foreign types on odd input)."""
+    """Whether croniter accepts the expression (it raises several foreign types on odd input).
+
+    Cached: a config of thousands of policies repeats a few expressions."""
     from croniter import croniter
 
     try:
@@ -121,19 +144,135 @@ def is_valid_cron(expr: str) -> bool:
         return False
 
 
-def _cron_times(expr: str, lo: datetime, hi: datetime) -> Iterator[datetime]:
-    """Nominal naive times in [lo, hi) that the cron expression matches."""
-    from croniter import CroniterBadDateError, croniter
+@dataclass(frozen=True)
+class _Fields:
+    """A cron expression of plain values as sets (None: any), for date arithmetic."""
 
-    it = croniter(expr, lo - timedelta(minutes=1))
-    while True:
-        try:
-            nxt: datetime = it.get_next(datetime)
-        except CroniterBadDateError:  # e.g. "0 0 30 2 *": never matches
-            return
-        if nxt >= hi:
-            return
-        yield nxt
+    clock: tuple[time, ...]  # every hour x minute, in order
+    days: frozenset[int] | None  # days of the month
+    months: frozenset[int] | None
+    weekdays: frozenset[int] | None  # date.weekday(): Monday is 0
+
+    def on(self, day: date) -> bool:
+        """Whether the expression runs on this date (cron: day OR weekday when both are set)."""
+        if self.months is not None and day.month not in self.months:
+            return False
+        if self.days is None:
+            return self.weekdays is None or day.weekday() in self.weekdays
+        if self.weekdays is None:
+            return day.day in self.days
+        return day.day in self.days or day.weekday() in self.weekdays
+
+
+class _Cron:
+    """One expression, parsed once: its fields as sets when they are plain values, and
+    a croniter for the rest (L, W, #), rewound for each window.
+
+    croniter runs on naive local times (see the module's decisions), so the zone
+    plays no part and the expression alone is the cache key. A croniter is a cursor
+    with state, so each use holds the lock: backups run in threads."""
+
+    def __init__(self, expr: str) -> None:
+        from croniter import croniter
+
+        self.lock = threading.Lock()
+        self.iter = croniter(expr, datetime(2000, 1, 1))
+        self.fields = _fields(self.iter)
+
+    def times(self, lo: datetime, hi: datetime) -> list[datetime]:
+        """Nominal naive times in [lo, hi) that the expression matches."""
+        if self.fields is None:
+            return self._croniter_times(lo, hi)
+        fields, day, last = self.fields, lo.date(), hi.date()
+        found: list[datetime] = []
+        while day <= last:
+            if fields.on(day):
+                found += [n for t in fields.clock if lo <= (n := datetime.combine(day, t)) < hi]
+            day += timedelta(days=1)
+        return found
+
+    def _croniter_times(self, lo: datetime, hi: datetime) -> list[datetime]:
+        from croniter import CroniterBadDateError
+
+        found: list[datetime] = []
+        with self.lock:
+            self.iter.set_current(lo - timedelta(minutes=1), force=True)
+            while True:
+                try:
+                    nxt: datetime = self.iter.get_next(datetime)
+                except CroniterBadDateError:  # e.g. "0 0 30 2 *": never matches
+                    return found
+                if nxt >= hi:
+                    return found
+                found.append(nxt)
+
+
+def _fields(it: Any) -> _Fields | None:
+    """The croniter's expanded fields as sets, or None when it uses L, W, # or seconds."""
+    expanded = it.expanded
+    if len(expanded) != 5 or it.nth_weekday_of_month or getattr(it, "nearest_weekday", None):
+        return None
+    if any(not isinstance(v, int) for field in expanded for v in field if v != "*"):
+        return None
+
+    def values(field: list[Any], every: range) -> list[int]:
+        return list(every) if "*" in field else sorted(field)
+
+    def subset(field: list[Any]) -> frozenset[int] | None:
+        return None if "*" in field else frozenset(field)
+
+    minutes, hours, days, months, weekdays = expanded
+    clock = tuple(time(h, m) for h in values(hours, range(24)) for m in values(minutes, range(60)))
+    cron_weekdays = subset(weekdays)
+    return _Fields(
+        clock=clock,
+        days=subset(days),
+        months=subset(months),
+        weekdays=None if cron_weekdays is None else frozenset((w - 1) % 7 for w in cron_weekdays),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _cron(expr: str) -> _Cron:
+    return _Cron(expr)
+
+
+def _cron_times(expr: str, lo: datetime, hi: datetime) -> list[datetime]:
+    """Nominal naive times in [lo, hi) that the cron expression matches."""
+    return _cron(expr).times(lo, hi)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A daily, weekly or monthly entry as date arithmetic: one time of day on some dates."""
+
+    at: time
+    weekday: int | None = None  # date.weekday(): Monday is 0
+    day: int | None = None  # day of the month
+    clamp: bool = False  # a day beyond the month's end runs on its last day
+
+
+@lru_cache(maxsize=4096)
+def _rule(cron: str, month_day: int | None) -> _Rule | None:
+    """The rule of a calendar entry's cron ("M H * * *", "M H * * W", "M H D * *").
+
+    None for any other shape (an entry built by hand), which _cron then answers."""
+    try:
+        fields = _cron(cron).fields
+    except Exception:
+        return None
+    if fields is None or fields.months is not None or len(fields.clock) != 1:
+        return None
+    at, days, weekdays = fields.clock[0], fields.days, fields.weekdays
+    if month_day is not None:
+        return _Rule(at, day=month_day, clamp=True) if weekdays is None else None
+    if days is None and weekdays is None:
+        return _Rule(at)
+    if days is None and weekdays is not None and len(weekdays) == 1:
+        return _Rule(at, weekday=next(iter(weekdays)))
+    if weekdays is None and days is not None and len(days) == 1:
+        return _Rule(at, day=next(iter(days)))
+    return None
 
 
 def _months(lo: date, hi: date) -> Iterator[tuple[int, int]]:
@@ -143,8 +282,29 @@ def _months(lo: date, hi: date) -> Iterator[tuple[int, int]]:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
+def _rule_times(rule: _Rule, lo: datetime, hi: datetime) -> list[datetime]:
+    """Nominal naive times in [lo, hi) of a calendar rule: plain date arithmetic, as cron
+    on naive times would give, except that a clamped day runs on a short month's last day."""
+    first, last = lo.date(), hi.date()
+    if rule.day is not None:
+        dates = []
+        for year, month in _months(first, last):
+            length = calendar.monthrange(year, month)[1]
+            if rule.day <= length or rule.clamp:
+                dates.append(date(year, month, min(rule.day, length)))
+    else:
+        step = 1
+        if rule.weekday is not None:
+            first += timedelta(days=(rule.weekday - first.weekday()) % 7)
+            step = 7
+        dates = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, step)]
+    times = [datetime.combine(d, rule.at) for d in dates]
+    return [n for n in times if lo <= n < hi]
+
+
 def _month_day_times(entry: ScheduleEntry, lo: datetime, hi: datetime) -> Iterator[datetime]:
-    """Nominal times of a monthly entry whose day is clamped to the month's last day."""
+    """Nominal times of a monthly entry whose day is clamped to the month's last day
+    (croniter's answer, for an entry of a shape _rule does not know)."""
     assert entry.month_day is not None
     fields = entry.cron.split()
     minute, hour, month_field = fields[0], fields[1], fields[3]
@@ -158,81 +318,107 @@ def _month_day_times(entry: ScheduleEntry, lo: datetime, hi: datetime) -> Iterat
             yield nominal
 
 
-def _entry_times(entry: ScheduleEntry, lo: datetime, hi: datetime) -> Iterator[datetime]:
+def _entry_times(entry: ScheduleEntry, lo: datetime, hi: datetime) -> Iterable[datetime]:
+    if entry.name in CALENDAR_ENTRIES and (rule := _rule(entry.cron, entry.month_day)):
+        return _rule_times(rule, lo, hi)
     if entry.month_day is not None:
         return _month_day_times(entry, lo, hi)
     return _cron_times(entry.cron, lo, hi)
 
 
 def _key(policy: str, nominal: datetime) -> str:
-    return f"{policy}@{nominal.date().isoformat()}T{nominal:%H:%M}"
+    return f"{policy}@{nominal.isoformat(timespec='minutes')}"
 
 
-def _make_slot(
-    policy: str, key_time: datetime, due: datetime, hits: list[_Hit], zone: ZoneInfo
-) -> Slot:
-    entries = {h.index: h.entry for h in hits}
-    ordered = [entries[i] for i in sorted(entries)]
-    top = max(LEVEL_RANK[e.level] for e in ordered)
-    at = next(i for i, e in enumerate(ordered) if LEVEL_RANK[e.level] == top)
-    winner, others = ordered[at], ordered[:at] + ordered[at + 1 :]
+def _merge(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], str]:
+    """Level, schedule names and reason of a slot holding these entries (in policy order)."""
+    top = max(LEVEL_RANK[e.level] for e in entries)
+    at = next(i for i, e in enumerate(entries) if LEVEL_RANK[e.level] == top)
+    winner, others = entries[at], entries[:at] + entries[at + 1 :]
     reason = f"{winner.name} {winner.level}"
     if others:
         reason += f" ({', '.join(f'{e.name} {e.level}' for e in others)} merged)"
-    return Slot(
-        policy=policy,
-        key=_key(policy, key_time),
-        due=due.astimezone(zone),
-        level=winner.level,
-        schedules=tuple(e.name for e in ordered),
-        reason=reason,
-    )
+    return winner.level, tuple(e.name for e in entries), reason
+
+
+def _slots(
+    policy: Policy, groups: list[tuple[datetime, datetime, list[_Hit]]], zone: ZoneInfo
+) -> list[Slot]:
+    """One slot per group of (due, nominal time naming the key, hits); a policy's days
+    repeat a handful of entry combinations, so each is merged once."""
+    merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
+    slots = []
+    for due, key_time, hits in groups:
+        indexes = (hits[0][0],) if len(hits) == 1 else tuple(sorted({h[0] for h in hits}))
+        if (merge := merged.get(indexes)) is None:
+            merge = merged[indexes] = _merge(tuple(policy.schedules[i] for i in indexes))
+        level, names, reason = merge
+        slots.append(
+            Slot(
+                policy=policy.name,
+                key=_key(policy.name, key_time),
+                due=due.astimezone(zone),
+                level=level,
+                schedules=names,
+                reason=reason,
+            )
+        )
+    return slots
 
 
 def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
     """All slots of the policy whose due time is in (start, end], sorted by due.
 
-    Works on whole local days around the window (one spare day each side), since
-    a calendar slot's due time depends on every entry that falls on its date.
+    Works on whole local days around the window, since a calendar slot's due time
+    depends on every entry that falls on its date.
     """
     _require_aware("start", start)
     _require_aware("end", end)
-    if end <= start:
+    if end <= start or not policy.schedules:
         return []
     zone = ZoneInfo(tz)
-    lo = datetime.combine(start.astimezone(zone).date() - timedelta(days=1), time())
-    hi = datetime.combine(end.astimezone(zone).date() + timedelta(days=2), time())
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    # A nominal time falls due at an instant that reads at most a gap's length later,
+    # or (a repeated hour) earlier; the margin covers both, and any change inside the
+    # window. Calendar entries read the whole local dates this reaches, cron entries
+    # (slots of their own) only the times.
+    margin = CRON_MARGIN + abs(local_end.utcoffset() - local_start.utcoffset())  # type: ignore[operator]
+    cron_lo = local_start.replace(tzinfo=None) - margin
+    cron_hi = local_end.replace(tzinfo=None) + margin
+    lo = datetime.combine(cron_lo.date(), time())
+    hi = datetime.combine(cron_hi.date() + timedelta(days=1), time())
 
     by_date: dict[date, list[_Hit]] = {}
     by_minute: dict[datetime, list[_Hit]] = {}
     for index, entry in enumerate(policy.schedules):
-        for nominal in _entry_times(entry, lo, hi):
-            hit = _Hit(index, entry, nominal, _localize(nominal, zone))
-            if entry.name in CALENDAR_ENTRIES:
+        if entry.name in CALENDAR_ENTRIES:
+            for nominal in _entry_times(entry, lo, hi):
+                hit = (index, nominal, _localize(nominal, zone))
                 by_date.setdefault(nominal.date(), []).append(hit)
-            else:
+        else:
+            for nominal in _entry_times(entry, cron_lo, cron_hi):
+                hit = (index, nominal, _localize(nominal, zone))
                 by_minute.setdefault(nominal, []).append(hit)
 
     # Group by due instant: calendar groups first, so a cron slot due at the same
     # instant joins the calendar slot and keeps its key.
     groups: dict[datetime, tuple[datetime, list[_Hit]]] = {}
     for hits in by_date.values():
-        first = min(hits, key=lambda h: (h.due, h.nominal))
-        groups.setdefault(first.due, (first.nominal, []))[1].extend(hits)
+        first = hits[0] if len(hits) == 1 else min(hits, key=lambda h: (h[2], h[1]))
+        groups.setdefault(first[2], (first[1], []))[1].extend(hits)
     for nominal in sorted(by_minute):
         hits = by_minute[nominal]
-        groups.setdefault(hits[0].due, (nominal, []))[1].extend(hits)
+        groups.setdefault(hits[0][2], (nominal, []))[1].extend(hits)
 
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-    slots = [
-        (due, _make_slot(policy.name, key_time, due, hits, zone))
+    # Sort on the UTC instant: aware datetimes sharing one tzinfo compare by wall
+    # time, which is wrong across a fall-back. The key's text sorts like its time.
+    chosen = sorted(
+        (due, key_time, hits)
         for due, (key_time, hits) in groups.items()
         if start_utc < due <= end_utc
-    ]
-    # Sort on the UTC instant: aware datetimes sharing one tzinfo compare by wall
-    # time, which is wrong across a fall-back.
-    slots.sort(key=lambda pair: (pair[0], pair[1].key))
-    return [slot for _, slot in slots]
+    )
+    return _slots(policy, chosen, zone)
 
 
 def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:
