@@ -20,6 +20,7 @@ from orchestrator.events import (
     RUN_CANCELLED,
     RUN_FAILED,
     RUN_PARTIAL,
+    RUN_SKIPPED,
     RUN_SUCCEEDED,
     Event,
     Severity,
@@ -102,10 +103,13 @@ def backup_target(
     except CancelledError as exc:
         _finish(ctx, run, "cancelled", features.INTERRUPTED, exc.message)
         raise
-    except BusyError as exc:
-        _finish(ctx, run, "failed", BUSY, exc.message)
+    except BusyError as exc:  # refused before it began: not an attempt, never a failed full
+        _finish(ctx, run, "skipped", BUSY, exc.message)
     except ResticError as exc:
-        _finish(ctx, run, "failed", exc.kind, exc.message)
+        # restic stopped by SIGINT that did not come through our own Ctrl-C handling (the
+        # daemon stopping, a signal to the process group): cancelled, not failed
+        outcome = "cancelled" if exc.kind == features.INTERRUPTED else "failed"
+        _finish(ctx, run, outcome, exc.kind, exc.message)
     except OrchestratorError as exc:
         _finish(ctx, run, "failed", getattr(exc, "kind", "preflight"), exc.message)
     return run
@@ -202,10 +206,13 @@ def _history(
     return history, parents
 
 
-def last_full_failed(catalog: Catalog, policy: str, target: str) -> bool:
-    """The most recent full attempt failed: the next run must be a full (Bareos rule)."""
+def last_full_failed(
+    catalog: Catalog, policy: str, target: str, before: datetime | None = None
+) -> bool:
+    """The most recent full attempt failed: the next run must be a full (Bareos rule).
+    A run refused as busy (`skipped`) was no attempt and does not count."""
     last = catalog.newest_run(
-        policy, target, level="full", outcomes=("success", "partial", "failed")
+        policy, target, level="full", outcomes=("success", "partial", "failed"), before=before
     )
     return last is not None and last.outcome == "failed"
 
@@ -215,6 +222,7 @@ _EVENT_OF = {
     "partial": (RUN_PARTIAL, "warning"),
     "failed": (RUN_FAILED, "error"),
     "cancelled": (RUN_CANCELLED, "warning"),
+    "skipped": (RUN_SKIPPED, "warning"),
 }
 
 

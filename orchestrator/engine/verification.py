@@ -73,6 +73,8 @@ def _verify_target(
         policy=policy.name if policy else None,
         target=spec.name,
         started_at=ctx.clock.now(),
+        host=ctx.host,
+        pid=ctx.pid,
     )
     ctx.catalog.start_verification(rec)
     lock_dir = ctx.config.settings.state_dir / "locks"
@@ -195,6 +197,8 @@ def _drill_target(
         target=spec.name,
         started_at=ctx.clock.now(),
         seed=chosen_seed,
+        host=ctx.host,
+        pid=ctx.pid,
     )
     ctx.catalog.start_verification(rec)
     state = ctx.config.settings.state_dir
