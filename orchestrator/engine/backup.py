@@ -127,6 +127,9 @@ def _run_backup(
     target, repo = ctx.open_repository(spec)
     target.preflight()
     snaps = _snapshots_or_init(ctx, repo, policy)
+    from orchestrator.engine.reconcile import reconcile_listing
+
+    reconcile_listing(ctx, spec.name, snaps, policy.name, now)  # interrupted, vanished, unknown
     history, by_level = _history(ctx, policy, spec, snaps)
     decision = decide_level(
         run.asked_level,  # type: ignore[arg-type]

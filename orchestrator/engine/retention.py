@@ -90,6 +90,7 @@ def forget_policy(
                 if not dry_run and not result.refused and result.remove:
                     commands.forget_ids(ctx.runner, repo, result.remove)
                     result.removed = True
+                    ctx.catalog.mark_gone(spec.name, result.remove, "forgotten", now)
                     key = f"removed-since-prune:{spec.name}"
                     before = int(ctx.catalog.get_mark(key) or 0)
                     ctx.catalog.set_mark(key, str(before + len(result.remove)), now)
