@@ -230,6 +230,7 @@ class SqliteCatalog:
     def _migrate(self) -> None:
         """Each step in its own BEGIN IMMEDIATE, with the version read again inside it: two
         first starts at once serialise here, and the second finds the work done."""
+        fresh = False
         while True:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -240,16 +241,17 @@ class SqliteCatalog:
                         f"orchestrator knows ({len(MIGRATIONS)}): upgrade the orchestrator"
                     )
                 if version == len(MIGRATIONS):
+                    if fresh:  # a new catalog: `status` says since when it knows anything
+                        self.db.execute(
+                            "INSERT OR IGNORE INTO marks (key, value, updated_at) VALUES (?, ?, ?)",
+                            (CREATED_MARK, _utcnow(), _utcnow()),
+                        )
                     self.db.execute("COMMIT")
                     return
+                fresh = fresh or version == 0
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
-                if version == 0:  # a new catalog: `status` says since when it knows anything
-                    self.db.execute(
-                        "INSERT INTO marks (key, value, updated_at) VALUES (?, ?, ?)",
-                        (CREATED_MARK, _utcnow(), _utcnow()),
-                    )
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:

@@ -8,6 +8,7 @@ first target cannot serve the restore, the next one of the policy is tried.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import uuid
@@ -43,6 +44,7 @@ def restore_policy(
     overwrite: bool = False,
 ) -> RestoreResult:
     destination = destination.expanduser().absolute()
+    remove_stale_staging(ctx, destination)
     _check_destination(destination, overwrite)
     errors: list[str] = []
     for spec in ctx.config.holders_of(policy, only_target):
@@ -55,6 +57,27 @@ def restore_policy(
         except OrchestratorError as exc:
             errors.append(exc.message)
     raise OrchestratorError("restore failed on every target: " + " | ".join(errors))
+
+
+STAGING_INFIX = ".restoring-"
+
+
+def remove_stale_staging(ctx: Context, destination: Path) -> list[Path]:
+    """Remove staging directories beside `destination` left by a restore whose process died
+    (kill -9): its run is no longer `running` in the catalog (the start marked it
+    interrupted) or is unknown. A live restore's staging directory is left alone."""
+    removed: list[Path] = []
+    parent = destination.parent
+    if not parent.is_dir():
+        return removed
+    for stale in parent.glob(f".{glob.escape(destination.name)}{STAGING_INFIX}*"):
+        run = ctx.catalog.find_run(stale.name.rsplit(STAGING_INFIX, 1)[-1], kind="restore")
+        if run is not None and run.outcome == "running":
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def _check_destination(destination: Path, overwrite: bool) -> None:
@@ -95,7 +118,7 @@ def _restore_from(
         if in_place:
             workdir = destination
         else:
-            staging = destination.parent / f".{destination.name}.restoring-{run.id[:8]}"
+            staging = destination.parent / f".{destination.name}{STAGING_INFIX}{run.id[:8]}"
             staging.mkdir(parents=True)
             workdir = staging
         result = commands.restore(ctx.runner, repo, snap.id, workdir, includes=paths)
