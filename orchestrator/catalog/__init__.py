@@ -6,6 +6,7 @@ implements the same protocol later without the engine changing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -231,4 +232,11 @@ class CatalogEventSink:
         self.catalog = catalog
 
     def publish(self, event: Event) -> None:
-        self.catalog.add_event(event)
+        from orchestrator.errors import OrchestratorError
+
+        try:
+            self.catalog.add_event(event)
+        except OrchestratorError as exc:  # a full or damaged catalog: one line, no traceback
+            logging.getLogger("orchestrator.catalog").error(
+                "event %s not recorded: %s", event.kind, exc.message
+            )

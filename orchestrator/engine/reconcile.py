@@ -86,10 +86,10 @@ def reconcile_listing(
             ctx.catalog.finish_run(run)
             found.recovered.append(run)
     found.vanished = mark_vanished(ctx, target, runs, [s.id for s in snaps], listed_at)
-    known_ids = {r.snapshot_id for r in runs if r.snapshot_id}
+    known = {r.snapshot_id[:8] for r in runs if r.snapshot_id}  # 0.14 and 0.18 ids alike
     copying_here = any(r.outcome == "running" for r in runs)
     for snap in snaps:
-        if any(same_snapshot(snap.id, k) for k in known_ids):
+        if snap.id[:8] in known:
             continue
         run_id = snap.tag("run")
         owner = ctx.catalog.get_run(run_id) if run_id else None
@@ -112,6 +112,9 @@ def mark_vanished(
     """Mark good runs whose snapshot id is not among `present` as gone (vanished)."""
     if runs is None:
         runs = _target_runs(ctx.catalog, target, None)
+    held: dict[str, list[str]] = {}
+    for sid in present:
+        held.setdefault(sid[:8], []).append(sid)
     missing = [
         r
         for r in runs
@@ -119,8 +122,13 @@ def mark_vanished(
         and r.snapshot_id
         and r.gone_at is None
         and (r.finished_at is None or r.finished_at <= listed_at)
-        and not any(same_snapshot(r.snapshot_id, sid) for sid in present)
+        and not any(same_snapshot(r.snapshot_id, sid) for sid in held.get(r.snapshot_id[:8], ()))
     ]
+    for run in runs:  # listed again (a passing fault of the storage): not lost after all
+        sid = run.snapshot_id or ""
+        if run.gone_reason == VANISHED and any(same_snapshot(sid, s) for s in held.get(sid[:8], ())):
+            run.gone_at, run.gone_reason = None, None
+            ctx.catalog.finish_run(run)
     ids = [str(r.snapshot_id) for r in missing]
     return ctx.catalog.mark_gone(target, ids, VANISHED, ctx.clock.now())
 
