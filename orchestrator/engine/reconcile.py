@@ -126,7 +126,8 @@ def mark_vanished(
     ]
     for run in runs:  # listed again (a passing fault of the storage): not lost after all
         sid = run.snapshot_id or ""
-        if run.gone_reason == VANISHED and any(same_snapshot(sid, s) for s in held.get(sid[:8], ())):
+        back = any(same_snapshot(sid, s) for s in held.get(sid[:8], ()))
+        if run.gone_reason == VANISHED and back:
             run.gone_at, run.gone_reason = None, None
             ctx.catalog.finish_run(run)
     ids = [str(r.snapshot_id) for r in missing]
