@@ -202,7 +202,16 @@ def lost_snapshots(catalog: Catalog, target: str, policy: str | None = None) -> 
 def open_or_set_aside(path: Path) -> tuple[SqliteCatalog, Path | None]:
     """The catalog; a damaged one is moved aside (kept for inspection) and a new one made."""
     try:
-        return SqliteCatalog(path), None
+        catalog = SqliteCatalog(path)
+        try:  # a sound header with ruined pages opens: look at every page once
+            sound = catalog.db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        except CatalogError as exc:
+            if getattr(exc, "kind", None) != "catalog_damaged":
+                raise
+            sound = False
+        if sound:
+            return catalog, None
+        catalog.close()
     except CatalogError as exc:
         if getattr(exc, "kind", None) != "catalog_damaged":
             raise

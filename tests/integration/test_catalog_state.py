@@ -328,6 +328,8 @@ def test_item10_damaged_pages_inside_a_catalog_are_one_line(workspace: Workspace
 
     line = one_error_line(res.stderr)
     assert str(ws.catalog) in line and "catalog rebuild" in line, line
+    assert "moved aside" in ws.orc("catalog", "rebuild").stdout
+    assert ws.orc_json("status")["policies"][0]["newest"]["level"] == "full"
 
 
 def test_item10_deleted_catalog_warns_and_rebuild_restores_status(workspace: Workspace) -> None:
