@@ -143,6 +143,10 @@ class Catalog(Protocol):
     ) -> RunRecord | None:
         """The newest run whose snapshot is still held (not gone), started before `before`."""
 
+    def ever_had_snapshot(self, target: str) -> bool:
+        """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
+        its repository existed, so a missing one is an alarm, never a reason to create it."""
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:

@@ -335,6 +335,15 @@ class SqliteCatalog:
                 marked.append(run)
         return marked
 
+    def ever_had_snapshot(self, target: str) -> bool:
+        marks = ", ".join("?" for _ in GOOD_OUTCOMES)
+        row = self.db.execute(
+            f"SELECT 1 FROM runs WHERE target = ? AND snapshot_id IS NOT NULL "
+            f"AND outcome IN ({marks}) LIMIT 1",
+            (target, *GOOD_OUTCOMES),
+        ).fetchone()
+        return row is not None
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:

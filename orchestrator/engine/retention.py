@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from orchestrator.engine.context import Context
 from orchestrator.engine.due import share_refusal
 from orchestrator.engine.locks import run_lock
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import BusyError, OrchestratorError
 from orchestrator.events import (
     PRUNE_DONE,
     PRUNE_FAILED,
@@ -25,7 +25,7 @@ from orchestrator.events import (
     Event,
 )
 from orchestrator.policies.model import Policy, Retention
-from orchestrator.restic import commands
+from orchestrator.restic import commands, features
 
 
 @dataclass
@@ -38,6 +38,7 @@ class ForgetResult:
     removed: bool = False
     refused: str | None = None
     error: str | None = None
+    error_kind: str | None = None  # features.BUSY_KINDS: another live process holds a lock
 
     @property
     def summary(self) -> str:
@@ -94,8 +95,10 @@ def forget_policy(
                     key = f"removed-since-prune:{spec.name}"
                     before = int(ctx.catalog.get_mark(key) or 0)
                     ctx.catalog.set_mark(key, str(before + len(result.remove)), now)
+        except BusyError as exc:
+            result.error, result.error_kind = exc.message, features.BUSY
         except OrchestratorError as exc:
-            result.error = exc.message
+            result.error, result.error_kind = exc.message, getattr(exc, "kind", None)
         if not dry_run:
             _publish(ctx, result)
     return results

@@ -21,7 +21,7 @@ from orchestrator.engine.preflight import ready_repository
 from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, UsageError
 from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, Event
 from orchestrator.policies.model import Policy, TargetSpec
-from orchestrator.restic import commands
+from orchestrator.restic import commands, features
 from orchestrator.verify import TIERS, Damage, TierResult, parse_size
 from orchestrator.verify.check import run_check
 from orchestrator.verify.drill import run_drill
@@ -329,10 +329,11 @@ def _fail(ctx: Context, rec: VerificationRecord, kind: str, message: str) -> Non
 
 
 def exit_code_for(records: list[VerificationRecord]) -> ExitCode:
-    """4 any damage; 75 only busy; 1 any other failure; 0 all verified."""
+    """4 any damage; 75 only busy (our run lock or a live restic lock); 1 any other
+    failure; 0 all verified."""
     if any(r.outcome == "damaged" for r in records):
         return ExitCode.DAMAGE
     failed = [r for r in records if r.outcome != "ok"]
-    if failed and all(r.error_kind == BUSY for r in failed):
+    if failed and all(r.error_kind in features.BUSY_KINDS for r in failed):
         return ExitCode.BUSY
     return ExitCode.FAILURE if failed else ExitCode.OK

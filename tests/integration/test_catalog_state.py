@@ -383,16 +383,25 @@ def test_item10_two_first_starts_at_once_both_work(workspace: Workspace) -> None
 # --------------------------------------------------------------------------- item 11
 
 
+@pytest.mark.parametrize("dest_exists", [False, True])
 def test_item11_killed_restore_leaves_no_staging_after_the_next_restore(
     workspace: Workspace,
     big_data: Path,  # noqa: F811
     spawn: Spawn,  # noqa: F811
+    dest_exists: bool,
 ) -> None:
+    """A new destination stages beside it; an existing empty one stages inside it (and
+    the leftover must not make it 'not empty' for the next restore)."""
     ws = workspace
     ws.orc("backup", "files", "--level", "full")
     dest = ws.root / "back"
+    if dest_exists:
+        dest.mkdir()
     orc = spawn("restore", "files", "--to", str(dest))
-    staging = lambda: list(ws.root.glob(".back.restoring-*"))  # noqa: E731
+
+    def staging() -> list[Path]:
+        return [*ws.root.glob(".back.restoring-*"), *dest.glob(".orchestrator.restoring-*")]
+
     assert wait_until(lambda: bool(staging()) and any(alive(p) for p in children(orc.pid)), 60)
     time.sleep(0.5)  # restic writes into it
     orc.kill()
