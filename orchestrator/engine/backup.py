@@ -111,7 +111,11 @@ def backup_target(
     except ResticError as exc:
         # restic stopped by SIGINT that did not come through our own Ctrl-C handling (the
         # daemon stopping, a signal to the process group): cancelled, not failed
-        outcome = "cancelled" if exc.kind == features.INTERRUPTED else "failed"
+        # daemon stopping, a signal to the process group): cancelled, not failed; a live
+        # restic lock refused it before it began (exit 75): skipped, like our own lock
+        outcome = {features.INTERRUPTED: "cancelled", features.LOCKED: "skipped"}.get(
+            exc.kind, "failed"
+        )
         _finish(ctx, run, outcome, exc.kind, exc.message)
     except OrchestratorError as exc:
         _finish(ctx, run, "failed", getattr(exc, "kind", "preflight"), exc.message)
