@@ -438,6 +438,7 @@ def status(obj: Obj, now: str | None) -> None:
                 "target": r.target,
                 "importance": r.importance,
                 "health": r.health,
+                "health_reasons": r.problems,
                 "newest": r.newest,
                 "newest_by_level": r.newest_by_level,
                 "last_run": r.last_run,
@@ -541,7 +542,8 @@ def _render_status(rows: list[Any], tz: str = "UTC") -> str:
         for r in rows
         if getattr(r, "subset_coverage", None) is not None
     ]
-    return "\n".join([f"times in {tz}", text, *checks, *_render_slots(rows, tz)])
+    reasons = [f"{r.policy}@{r.target}: {p.health}: {p.reason}" for r in rows for p in r.problems]
+    return "\n".join([f"times in {tz}", text, *reasons, *checks, *_render_slots(rows, tz)])
 
 
 def _render_slots(rows: list[Any], tz: str = "UTC") -> list[str]:
@@ -995,6 +997,11 @@ def forget(
                     ]
                     for r in results
                 ],
+            )
+            + "".join(
+                f"\n{r.policy}@{r.target}: kept {i[:8]}: {why}"
+                for r in results
+                for i, why in r.reasons.items()
             )
             if results
             else "no policy has retention rules"

@@ -344,6 +344,23 @@ class SqliteCatalog:
         ).fetchone()
         return row is not None
 
+    def oldest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None:
+        where, params = _filters(policy=policy, target=target, kind=kind)
+        marks = ", ".join("?" for _ in outcomes)
+        sql = (
+            f"SELECT * FROM runs {where} AND outcome IN ({marks}) "
+            "ORDER BY started_at ASC, rowid ASC LIMIT 1"
+        )
+        row = self.db.execute(sql, [*params, *outcomes]).fetchone()
+        return _from_row(row) if row else None
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:
@@ -489,6 +506,19 @@ class SqliteCatalog:
             "UPDATE media_files SET verified_at = ? WHERE target = ? AND path = ?",
             [(when.isoformat(), target, p) for p in paths],
         )
+
+    def accept_media_removals(self, target: str, paths: list[str]) -> int:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.executemany(
+                "DELETE FROM media_files WHERE target = ? AND path = ?",
+                [(target, p) for p in paths],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+        return cur.rowcount
 
     # --- the daemon's slots ---
 

@@ -196,6 +196,15 @@ def _media(
         }
     )
     result.message += f"; {cov.percent:.0f}% of the repository's bytes verified so far"
+    # files our own forget/prune removed left the listing then (engine/retention.py)
+    mark = f"media-accepted:{spec.name}"
+    if accepted := int(ctx.catalog.get_mark(mark) or 0):
+        ctx.catalog.set_mark(mark, None, now)
+        result.details["removed_by_own_retention"] = accepted
+        result.message += (
+            f"; {accepted} files removed by our own forget/prune since the last listing "
+            "(not damage)"
+        )
     return result
 
 
