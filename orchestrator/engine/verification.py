@@ -180,7 +180,13 @@ def _media(
     present = [p.rsplit("/", 1)[-1] for p in current if p.startswith("snapshots/")]
     gone = mark_vanished(ctx, spec.name, None, present, rec.started_at)
     publish(ctx, Reconciled(spec.name, vanished=gone))
-    result.damage += _lost(ctx, spec.name, rec.started_at)
+    named = {d.path.rsplit("/", 1)[-1][:8] for d in result.damage if d.path}
+    # a snapshot file the listing already reports missing is named once, not twice
+    result.damage += [
+        d
+        for d in _lost(ctx, spec.name, rec.started_at)
+        if d.path.rsplit("/", 1)[-1][:8] not in named
+    ]
     ctx.catalog.record_media_listing(spec.name, current, now)
     ctx.catalog.mark_media_verified(spec.name, good, now)
     state = ctx.catalog.media_files(spec.name)

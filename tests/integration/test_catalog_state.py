@@ -178,7 +178,7 @@ def test_item8_every_snapshot_deleted_is_damage_and_status_shows_none(
     assert "snapshot_missing" in res.stderr
     status = ws.orc_json("status")
     row = status["policies"][0]
-    assert row["newest"] is None and row["health"] == "no backup", row
+    assert row["newest"] is None and row["health"] == "damaged", row
     assert any("lost 1 snapshot" in w for w in status["warnings"]), status["warnings"]
     [run] = catalog_runs(ws)
     assert run["gone_reason"] == "vanished"
@@ -191,11 +191,13 @@ def test_item8_snapshots_removed_by_our_retention_are_no_damage(workspace: Works
     ws = workspace
     ws.write_policies(ws.config.read_text() + "retention = { last = 1 }\n")
     ws.orc("backup", "files", "--level", "full")
+    ws.orc("backup", "files", "--level", "full")
     ws.orc("backup", "files", "--level", "incremental")
-    ws.orc("forget", "files", "--max-share", "0.9")
-    assert len(restic_snapshots(ws.repo)) == 1
+    ws.orc("forget", "files", "--max-share", "0.9")  # keeps the newest full and the newest
+    assert len(restic_snapshots(ws.repo)) == 2
     ws.orc("verify", "--tier", "check")
-    assert [r["gone_reason"] for r in catalog_runs(ws)] == ["forgotten", None]
+    ws.orc("verify", "--tier", "media")
+    assert [r["gone_reason"] for r in catalog_runs(ws)] == ["forgotten", None, None]
 
 
 # --------------------------------------------------------------------------- item 10
