@@ -427,9 +427,11 @@ def status(obj: Obj, now: str | None) -> None:
     tz = cfg.settings.timezone
     ctx = obj.context(parse_time(now, tz, "--now"))
     rows = get_status(ctx)
+    warnings = _catalog_warnings(ctx, rows)
     payload = {
         "timezone": tz,  # every time below is in this zone (the config's `timezone`)
         "now": ctx.clock.now(),
+        "warnings": warnings,
         "policies": [
             {
                 "policy": r.policy,
@@ -456,7 +458,37 @@ def status(obj: Obj, now: str | None) -> None:
             for r in rows
         ],
     }
-    obj.emit("status", _in_zone(payload, tz), lambda: _render_status(rows, tz))
+    obj.emit(
+        "status",
+        _in_zone(payload, tz),
+        lambda: "\n".join([_render_status(rows, tz), *warnings]),
+    )
+
+
+def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
+    """`status` reads only the catalog: say when the catalog itself may be what is wrong
+    (new since a date while targets have no backup; snapshots that vanished)."""
+    from orchestrator.catalog.sqlite import CREATED_MARK
+    from orchestrator.engine.reconcile import lost_snapshots
+
+    out = []
+    empty = [f"{r.policy}@{r.target}" for r in rows if r.newest is None]
+    if empty:
+        created = ctx.catalog.get_mark(CREATED_MARK)
+        since = f"since this catalog was created ({created[:16]} UTC)" if created else ""
+        out.append(
+            f"warning: no backup recorded for {', '.join(empty)} {since}: if the "
+            "repositories hold snapshots (a deleted or replaced catalog), run "
+            "'orchestrator catalog rebuild'"
+        )
+    for target in sorted({r.target for r in rows}):
+        lost = lost_snapshots(ctx.catalog, target)
+        if lost:
+            out.append(
+                f"warning: target '{target}' lost {len(lost)} snapshot(s) the catalog "
+                "recorded (see 'orchestrator verify'); they are not counted as backups"
+            )
+    return out
 
 
 def _in_zone(value: Any, tz: str) -> Any:
@@ -705,6 +737,49 @@ def target_init(obj: Obj, name: str) -> None:
         {"exit_code": 0, "target": result},
         lambda: f"{result.target}  {result.where}: {result.message}",
     )
+
+
+@cli.group("catalog")
+def catalog_group() -> None:
+    """The catalog (state_dir/catalog.sqlite): rebuild it from the repositories' tags."""
+
+
+@catalog_group.command("rebuild")
+@click.pass_obj
+def catalog_rebuild(obj: Obj) -> None:
+    """Record every snapshot the targets hold (from its policy:, level:, run: tags), finish
+    interrupted runs whose snapshot exists, accept vanished ones; a damaged catalog file is
+    moved aside first. Exit 3 when some targets could not be read, 1 when none could."""
+    from orchestrator.engine.reconcile import rebuild
+
+    obj._ctx, done = rebuild(obj.config)
+    lines = [f"catalog: damaged file moved aside to {done.set_aside}"] if done.set_aside else []
+    lines += [
+        f"{t.target}: {len(t.added)} snapshot(s) recorded, {len(t.recovered)} interrupted "
+        f"run(s) completed, {len(t.vanished)} vanished"
+        for t in done.targets
+    ]
+    lines += [f"{name}: NOT read: {error}" for name, error in done.errors.items()]
+    payload = {
+        "set_aside": done.set_aside,
+        "targets": [
+            {
+                "target": t.target,
+                "added": [r.id for r in t.added],
+                "recovered": [r.id for r in t.recovered],
+                "vanished": [r.snapshot_id for r in t.vanished],
+            }
+            for t in done.targets
+        ],
+        "errors": done.errors,
+    }
+    code = ExitCode.OK
+    if done.errors:
+        code = ExitCode.PARTIAL if done.targets else ExitCode.FAILURE
+    obj.emit("catalog.rebuild", {"exit_code": int(code), **payload}, "\n".join(lines))
+    for name, error in done.errors.items():
+        click.echo(f"orchestrator: catalog rebuild: target '{name}': {error}", err=True)
+    sys.exit(code)
 
 
 @cli.group()

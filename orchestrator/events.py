@@ -23,6 +23,7 @@ RUN_PARTIAL = "run.partial"
 RUN_FAILED = "run.failed"
 RUN_CANCELLED = "run.cancelled"
 RUN_INTERRUPTED = "run.interrupted"
+RUN_SKIPPED = "run.skipped"  # refused before it began: another run held the lock (busy)
 RESTORE_DONE = "restore.done"
 RESTORE_FAILED = "restore.failed"
 DAMAGE_FOUND = "damage.found"

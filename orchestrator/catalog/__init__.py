@@ -6,6 +6,7 @@ implements the same protocol later without the engine changing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +14,9 @@ from typing import Any, Protocol
 
 from orchestrator.events import Event
 
-OUTCOMES = ("running", "success", "partial", "failed", "cancelled", "interrupted")
+# `skipped`: refused before it began (another run of the same policy and target held the
+# lock, exit 75): not an attempt, so it never counts as a failed full.
+OUTCOMES = ("running", "success", "partial", "failed", "cancelled", "interrupted", "skipped")
 GOOD_OUTCOMES = ("success", "partial")
 
 
@@ -43,9 +46,14 @@ class RunRecord:
     seconds: float | None = None
     error_kind: str | None = None
     message: str = ""
+    # The snapshot is no longer in the repository: `forgotten` by our retention, or
+    # `vanished` (found missing by a listing). Such a run is history, never "newest good".
+    gone_at: datetime | None = None
+    gone_reason: str | None = None
 
 
-VERIFY_OUTCOMES = ("running", "ok", "damaged", "failed")
+# `interrupted`: its process died (kill -9) before it recorded an outcome.
+VERIFY_OUTCOMES = ("running", "ok", "damaged", "failed", "interrupted")
 
 
 @dataclass
@@ -69,6 +77,8 @@ class VerificationRecord:
     message: str = ""
     damage: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    host: str = ""  # who runs it, so a record left `running` by a dead process is recovered
+    pid: int = 0
 
 
 SLOT_STATES = ("started", "done", "missed", "skipped", "interrupted")
@@ -129,7 +139,9 @@ class Catalog(Protocol):
         kind: str = "backup",
         level: str | None = None,
         outcomes: tuple[str, ...] = GOOD_OUTCOMES,
-    ) -> RunRecord | None: ...
+        before: datetime | None = None,
+    ) -> RunRecord | None:
+        """The newest run whose snapshot is still held (not gone), started before `before`."""
 
     def ever_had_snapshot(self, target: str) -> bool:
         """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
@@ -148,7 +160,17 @@ class Catalog(Protocol):
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:
-        """Mark runs left 'running' by a dead process of this host as interrupted."""
+        """Mark runs and verifications left 'running' by a dead process of this host as
+        interrupted."""
+
+    def find_run(self, prefix: str, kind: str | None = None) -> RunRecord | None:
+        """The run whose id starts with `prefix` (None when none or several match)."""
+
+    def mark_gone(
+        self, target: str, snapshot_ids: list[str], reason: str, now: datetime
+    ) -> list[RunRecord]:
+        """Record that these snapshots are no longer in `target` (forgotten or vanished);
+        returns the runs newly marked."""
 
     def start_verification(self, rec: VerificationRecord) -> None: ...
 
@@ -228,4 +250,11 @@ class CatalogEventSink:
         self.catalog = catalog
 
     def publish(self, event: Event) -> None:
-        self.catalog.add_event(event)
+        from orchestrator.errors import OrchestratorError
+
+        try:
+            self.catalog.add_event(event)
+        except OrchestratorError as exc:  # a full or damaged catalog: one line, no traceback
+            logging.getLogger("orchestrator.catalog").error(
+                "event %s not recorded: %s", event.kind, exc.message
+            )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import sqlite3
 from collections.abc import Callable
@@ -126,10 +128,20 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # snapshots no longer in their repository (forgotten by retention, or vanished), and
+    # who runs a verification, so that one left `running` by a killed process is recovered
+    """
+    ALTER TABLE runs ADD COLUMN gone_at TEXT;
+    ALTER TABLE runs ADD COLUMN gone_reason TEXT;
+    ALTER TABLE verifications ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    ALTER TABLE verifications ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
+CREATED_MARK = "catalog.created_at"
+
 _RUN_FIELDS = [f.name for f in fields(RunRecord)]
-_TIME_FIELDS = {"started_at", "finished_at"}
+_TIME_FIELDS = {"started_at", "finished_at", "gone_at"}
 
 
 def _to_row(run: RunRecord) -> dict[str, object]:
@@ -148,36 +160,102 @@ def _from_row(row: sqlite3.Row) -> RunRecord:
     return RunRecord(**values)
 
 
+class CatalogError(OrchestratorError):
+    """The catalog file cannot be used (damaged, disk full, unreadable): one line naming the
+    file and what to do, exit 1, never a traceback."""
+
+
+def catalog_error(path: Path, exc: BaseException) -> CatalogError:
+    """Translate a foreign error where it enters: say which file, what is wrong, what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "full" in low or "no space" in low or getattr(exc, "errno", None) == errno.ENOSPC:
+        return CatalogError(
+            f"catalog {path}: no space left on the device holding the state directory "
+            f"({text}); free space there — runs not recorded are reconciled from the "
+            "repositories' run: tags at the next start",
+            kind="catalog_full",
+        )
+    if "malformed" in low or "not a database" in low or "encrypted" in low:
+        return CatalogError(
+            f"catalog {path} is damaged ({text}): move it aside and run "
+            "'orchestrator catalog rebuild' to rebuild it from the repositories",
+            kind="catalog_damaged",
+        )
+    return CatalogError(f"catalog {path}: {text}", kind="catalog")
+
+
+class _Db:
+    """sqlite3 connection whose errors become one CatalogError naming the file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn, self.path = conn, path
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise catalog_error(self.path, exc) from None
+
+    def executemany(self, sql: str, rows: object) -> sqlite3.Cursor:
+        try:
+            return self.conn.executemany(sql, rows)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:
+            raise catalog_error(self.path, exc) from None
+
+    def rollback(self) -> None:
+        """After a failed statement inside BEGIN: roll back if a transaction is still open."""
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class SqliteCatalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            self.db = _Db(conn, path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise OrchestratorError(f"catalog {path}: cannot open: {exc}") from None
+        except OSError as exc:
+            raise catalog_error(path, exc) from None
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise OrchestratorError(
-                f"catalog {self.path} has schema {version}, newer than this orchestrator "
-                f"knows ({len(MIGRATIONS)}): upgrade the orchestrator"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Each step in its own BEGIN IMMEDIATE, with the version read again inside it: two
+        first starts at once serialise here, and the second finds the work done."""
+        fresh = False
+        while True:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.split(";"):
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version > len(MIGRATIONS):
+                    raise CatalogError(
+                        f"catalog {self.path} has schema {version}, newer than this "
+                        f"orchestrator knows ({len(MIGRATIONS)}): upgrade the orchestrator"
+                    )
+                if version == len(MIGRATIONS):
+                    if fresh:  # a new catalog: `status` says since when it knows anything
+                        self.db.execute(
+                            "INSERT OR IGNORE INTO marks (key, value, updated_at) VALUES (?, ?, ?)",
+                            (CREATED_MARK, _utcnow(), _utcnow()),
+                        )
+                    self.db.execute("COMMIT")
+                    return
+                fresh = fresh or version == 0
+                for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self.db.rollback()
                 raise
 
     def start_run(self, run: RunRecord) -> None:
@@ -214,15 +292,48 @@ class SqliteCatalog:
         kind: str = "backup",
         level: str | None = None,
         outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+        before: datetime | None = None,
     ) -> RunRecord | None:
         where, params = _filters(policy=policy, target=target, kind=kind, level=level)
         marks = ", ".join("?" for _ in outcomes)
-        sql = (
-            f"SELECT * FROM runs {where} AND outcome IN ({marks}) "
-            "ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        where += f" AND outcome IN ({marks}) AND gone_at IS NULL"
+        rows = self.db.execute(
+            f"SELECT * FROM runs {where} ORDER BY started_at DESC, rowid DESC",
+            [*params, *outcomes],
         )
-        row = self.db.execute(sql, [*params, *outcomes]).fetchone()
-        return _from_row(row) if row else None
+        # Times are stored with their offsets: compare them as datetimes, not as text.
+        for run in map(_from_row, rows):
+            if before is None or run.started_at < before:
+                return run
+        return None
+
+    def find_run(self, prefix: str, kind: str | None = None) -> RunRecord | None:
+        if not prefix:
+            return None
+        where, params = _filters(kind=kind)
+        rows = self.db.execute(
+            f"SELECT * FROM runs {where} AND substr(id, 1, ?) = ? LIMIT 2",
+            [*params, len(prefix), prefix],
+        ).fetchall()
+        return _from_row(rows[0]) if len(rows) == 1 else None
+
+    def mark_gone(
+        self, target: str, snapshot_ids: list[str], reason: str, now: datetime
+    ) -> list[RunRecord]:
+        if not snapshot_ids:
+            return []
+        rows = self.db.execute(
+            "SELECT * FROM runs WHERE target = ? AND snapshot_id IS NOT NULL "
+            "AND gone_at IS NULL AND kind IN ('backup', 'copy')",
+            (target,),
+        ).fetchall()
+        marked = []
+        for run in map(_from_row, rows):
+            if any(same_snapshot(run.snapshot_id, sid) for sid in snapshot_ids):
+                run.gone_at, run.gone_reason = now, reason
+                self.finish_run(run)
+                marked.append(run)
+        return marked
 
     def ever_had_snapshot(self, target: str) -> bool:
         marks = ", ".join("?" for _ in GOOD_OUTCOMES)
@@ -266,6 +377,16 @@ class SqliteCatalog:
             run.message = "the orchestrator process stopped before the run finished"
             self.finish_run(run)
             found.append(run)
+        rows = self.db.execute(
+            "SELECT * FROM verifications WHERE outcome = 'running' AND host = ? AND pid > 0",
+            (host,),
+        ).fetchall()
+        for rec in map(_verification_from, rows):
+            if is_alive(rec.pid):
+                continue
+            rec.outcome, rec.error_kind, rec.finished_at = "interrupted", "interrupted", now
+            rec.message = f"the orchestrator process (pid {rec.pid}) stopped before it finished"
+            self.finish_verification(rec)
         return found
 
     def add_event(self, event: Event) -> None:
@@ -377,7 +498,7 @@ class SqliteCatalog:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.rollback()
             raise
 
     def mark_media_verified(self, target: str, paths: list[str], when: datetime) -> None:
@@ -395,7 +516,7 @@ class SqliteCatalog:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.rollback()
             raise
         return cur.rowcount
 
@@ -421,7 +542,7 @@ class SqliteCatalog:
                 claimed = cur.rowcount == 1
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.rollback()
             raise
         return claimed
 
@@ -492,6 +613,18 @@ class SqliteCatalog:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _utcnow() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def same_snapshot(a: str | None, b: str | None) -> bool:
+    """restic 0.14 reports 8-character ids where 0.18 reports 64: equal when one is the
+    other's prefix (and at least 8 characters long)."""
+    if not a or not b or min(len(a), len(b)) < 8:
+        return False
+    return a.startswith(b) or b.startswith(a)
 
 
 _VERIFICATION_FIELDS = [f.name for f in fields(VerificationRecord)]

@@ -23,6 +23,7 @@ from orchestrator.events import (
     RUN_CANCELLED,
     RUN_FAILED,
     RUN_PARTIAL,
+    RUN_SKIPPED,
     RUN_SUCCEEDED,
     Event,
     Severity,
@@ -105,10 +106,17 @@ def backup_target(
     except CancelledError as exc:
         _finish(ctx, run, "cancelled", features.INTERRUPTED, exc.message)
         raise
-    except BusyError as exc:
-        _finish(ctx, run, "failed", BUSY, exc.message)
+    except BusyError as exc:  # refused before it began: not an attempt, never a failed full
+        _finish(ctx, run, "skipped", BUSY, exc.message)
     except ResticError as exc:
-        _finish(ctx, run, "failed", exc.kind, exc.message)
+        # restic stopped by SIGINT that did not come through our own Ctrl-C handling (the
+        # daemon stopping, a signal to the process group): cancelled, not failed
+        # daemon stopping, a signal to the process group): cancelled, not failed; a live
+        # restic lock refused it before it began (exit 75): skipped, like our own lock
+        outcome = {features.INTERRUPTED: "cancelled", features.LOCKED: "skipped"}.get(
+            exc.kind, "failed"
+        )
+        _finish(ctx, run, outcome, exc.kind, exc.message)
     except OrchestratorError as exc:
         _finish(ctx, run, "failed", getattr(exc, "kind", "preflight"), exc.message)
     return run
@@ -121,6 +129,9 @@ def _run_backup(
     target, repo = ctx.open_repository(spec)
     target.preflight()
     snaps = _snapshots_or_init(ctx, spec, repo, policy)
+    from orchestrator.engine.reconcile import reconcile_listing
+
+    reconcile_listing(ctx, spec.name, snaps, policy.name, now)  # interrupted, vanished, unknown
     previous = ctx.catalog.newest_run(policy.name, spec.name)
     history, by_level = _history(ctx, policy, spec, snaps)
     decision = decide_level(
@@ -300,10 +311,13 @@ def _history(
     return history, parents
 
 
-def last_full_failed(catalog: Catalog, policy: str, target: str) -> bool:
-    """The most recent full attempt failed: the next run must be a full (Bareos rule)."""
+def last_full_failed(
+    catalog: Catalog, policy: str, target: str, before: datetime | None = None
+) -> bool:
+    """The most recent full attempt failed: the next run must be a full (Bareos rule).
+    A run refused as busy (`skipped`) was no attempt and does not count."""
     last = catalog.newest_run(
-        policy, target, level="full", outcomes=("success", "partial", "failed")
+        policy, target, level="full", outcomes=("success", "partial", "failed"), before=before
     )
     return last is not None and last.outcome == "failed"
 
@@ -313,6 +327,7 @@ _EVENT_OF = {
     "partial": (RUN_PARTIAL, "warning"),
     "failed": (RUN_FAILED, "error"),
     "cancelled": (RUN_CANCELLED, "warning"),
+    "skipped": (RUN_SKIPPED, "warning"),
 }
 
 

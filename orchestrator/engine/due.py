@@ -548,7 +548,7 @@ def _run_slot(ctx: Context, job: Job, stop: threading.Event, buffer: _Buffer) ->
                 stop.set()
                 return final
             retry = (
-                run.outcome == "failed"
+                run.outcome in ("failed", "skipped")  # skipped: refused as busy
                 and run.error_kind in RETRY_KINDS
                 and attempt < settings.retries
                 and not stop.is_set()

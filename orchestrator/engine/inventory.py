@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from orchestrator.engine.context import Context
 from orchestrator.engine.preflight import ready_repository
+from orchestrator.engine.reconcile import reconcile_listing
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
@@ -40,7 +41,9 @@ def list_snapshots(
     for spec in specs:
         try:
             _target, repo = ready_repository(ctx, spec)
+            listed_at = ctx.clock.now()
             snaps = commands.snapshots(ctx.runner, repo, tags)
+            reconcile_listing(ctx, spec.name, snaps, policy.name if policy else None, listed_at)
             listings.append(TargetListing(spec.name, tuple(snaps)))
         except OrchestratorError as exc:
             kind = getattr(exc, "kind", type(exc).__name__)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
 import os
 import shutil
 import stat
@@ -50,7 +51,10 @@ def restore_policy(
     only_target: str | None = None,
     overwrite: bool = False,
 ) -> RestoreResult:
-    destination = _check_destination(destination.expanduser().absolute(), overwrite)
+    given = destination.expanduser().absolute()
+    for place in dict.fromkeys([given, Path(os.path.realpath(given))]):  # killed restores
+        remove_stale_staging(ctx, place)
+    destination = _check_destination(given, overwrite)
     errors: list[str] = []
     for spec in ctx.config.holders_of(policy, only_target):
         try:
@@ -63,6 +67,32 @@ def restore_policy(
         except OrchestratorError as exc:
             errors.append(exc.message)
     raise OrchestratorError("restore failed on every target: " + " | ".join(errors))
+
+
+STAGING_INFIX = ".restoring-"
+
+
+def remove_stale_staging(ctx: Context, destination: Path) -> list[Path]:
+    """Remove staging directories beside or inside `destination` left by a restore whose
+    process died (kill -9): its run is no longer `running` in the catalog (the start
+    marked it interrupted) or is unknown. A live restore's staging is left alone."""
+    removed: list[Path] = []
+    candidates = [
+        *(destination.glob(f".orchestrator{STAGING_INFIX}*") if _is_real_dir(destination) else ()),
+        *(
+            destination.parent.glob(f".{glob.escape(destination.name)}{STAGING_INFIX}*")
+            if destination.parent.is_dir()
+            else ()
+        ),
+    ]
+    for stale in candidates:
+        run = ctx.catalog.find_run(stale.name.rsplit(STAGING_INFIX, 1)[-1], kind="restore")
+        if run is not None and run.outcome == "running":
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def _check_destination(destination: Path, overwrite: bool) -> Path:
@@ -91,9 +121,9 @@ def _check_destination(destination: Path, overwrite: bool) -> Path:
 def _make_staging(destination: Path, run_id: str) -> Path:
     """A fresh hidden directory on the destination's file system for restic to write into."""
     if destination.is_dir():
-        staging = destination / f".orchestrator-restoring-{run_id[:8]}"
+        staging = destination / f".orchestrator{STAGING_INFIX}{run_id[:8]}"
     else:
-        staging = destination.parent / f".{destination.name}.restoring-{run_id[:8]}"
+        staging = destination.parent / f".{destination.name}{STAGING_INFIX}{run_id[:8]}"
     try:
         staging.mkdir(parents=True)
     except OSError as exc:

@@ -116,6 +116,7 @@ def forget_policy(
                         finally:  # even a forget that failed half-way removed only these
                             accept_own_removals(ctx, spec.name, snapshot_files(result.remove))
                     result.removed = True
+                    ctx.catalog.mark_gone(spec.name, result.remove, "forgotten", now)
                     key = f"removed-since-prune:{spec.name}"
                     before = int(ctx.catalog.get_mark(key) or 0)
                     ctx.catalog.set_mark(key, str(before + len(result.remove)), now)

@@ -112,7 +112,9 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
         for target in policy.targets:
             newest = ctx.catalog.newest_run(policy.name, target)
             by_level = {lv: ctx.catalog.newest_run(policy.name, target, level=lv) for lv in LEVELS}
-            recent = ctx.catalog.runs(policy=policy.name, target=target, kind="backup", limit=1)
+            # a run refused as busy (skipped) was no attempt: it says nothing about health
+            runs = ctx.catalog.runs(policy=policy.name, target=target, kind="backup", limit=20)
+            recent = [r for r in runs if r.outcome != "skipped"]
             age = (now - newest.started_at).total_seconds() / 3600 if newest else None
             rows.append(
                 TargetStatus(

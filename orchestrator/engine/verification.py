@@ -22,13 +22,14 @@ from orchestrator.errors import BusyError, CancelledError, ExitCode, Orchestrato
 from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, Event
 from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
-from orchestrator.verify import TIERS, TierResult, parse_size
+from orchestrator.verify import TIERS, Damage, TierResult, parse_size
 from orchestrator.verify.check import run_check
 from orchestrator.verify.drill import run_drill
 from orchestrator.verify.media import media_coverage, run_media
 from orchestrator.verify.subset import next_part, subset_coverage, subset_total
 
 BUSY = "busy"
+SNAPSHOT_MISSING = "snapshot_missing"  # damage: a snapshot the catalog recorded is gone
 
 
 def verify(
@@ -73,6 +74,8 @@ def _verify_target(
         policy=policy.name if policy else None,
         target=spec.name,
         started_at=ctx.clock.now(),
+        host=ctx.host,
+        pid=ctx.pid,
     )
     ctx.catalog.start_verification(rec)
     lock_dir = ctx.config.settings.state_dir / "locks"
@@ -86,7 +89,10 @@ def _verify_target(
                 if tier == "subset":
                     total = subset_total_for(ctx, policy, spec.name)
                     part = f"{next_part(total, ctx.catalog.subset_parts(spec.name, total))}/{total}"
+                listed_at = ctx.clock.now()
+                held = commands.snapshots(ctx.runner, repo)
                 result = run_check(ctx.runner, repo, part)
+                result.damage += _lost(ctx, spec.name, listed_at, held)
                 if tier == "subset" and not result.damage:
                     i, total = (int(x) for x in part.split("/"))  # type: ignore[union-attr]
                     ctx.catalog.record_subset_part(spec.name, total, i, rec.started_at, rec.id)
@@ -107,6 +113,27 @@ def _verify_target(
     except OrchestratorError as exc:
         _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
     return rec
+
+
+def _lost(ctx: Context, target: str, listed_at: object, held: list | None = None) -> list[Damage]:
+    """Snapshots the catalog recorded as good that the repository no longer holds, and
+    our retention did not remove: lost data, whatever `restic check` says of the rest.
+    `held` is restic's listing; without it (media: no password) the listing of the
+    repository's `snapshots/` folder is compared."""
+    from orchestrator.engine.reconcile import lost_snapshots, reconcile_listing
+
+    if held is not None:
+        reconcile_listing(ctx, target, held, None, listed_at)  # type: ignore[arg-type]
+    return [
+        Damage(
+            SNAPSHOT_MISSING,
+            f"snapshots/{r.snapshot_id}",
+            f"snapshot {str(r.snapshot_id)[:8]} of '{r.policy}' ({r.level}, "
+            f"{r.started_at:%Y-%m-%d %H:%M}) is recorded in the catalog but the repository "
+            "no longer holds it ('orchestrator catalog rebuild' accepts the loss)",
+        )
+        for r in lost_snapshots(ctx.catalog, target)
+    ]
 
 
 def subset_total_for(ctx: Context, policy: Policy | None, target: str) -> int:
@@ -148,6 +175,18 @@ def _media(
     finally:  # an SFTP connection or S3 client pool must not outlive the tier (the daemon)
         getattr(target, "close", lambda: None)()
     now = ctx.clock.now()
+    from orchestrator.engine.reconcile import Reconciled, mark_vanished, publish
+
+    present = [p.rsplit("/", 1)[-1] for p in current if p.startswith("snapshots/")]
+    gone = mark_vanished(ctx, spec.name, None, present, rec.started_at)
+    publish(ctx, Reconciled(spec.name, vanished=gone))
+    named = {d.path.rsplit("/", 1)[-1][:8] for d in result.damage if d.path}
+    # a snapshot file the listing already reports missing is named once, not twice
+    result.damage += [
+        d
+        for d in _lost(ctx, spec.name, rec.started_at)
+        if d.path.rsplit("/", 1)[-1][:8] not in named
+    ]
     ctx.catalog.record_media_listing(spec.name, current, now)
     ctx.catalog.mark_media_verified(spec.name, good, now)
     state = ctx.catalog.media_files(spec.name)
@@ -204,6 +243,8 @@ def _drill_target(
         target=spec.name,
         started_at=ctx.clock.now(),
         seed=chosen_seed,
+        host=ctx.host,
+        pid=ctx.pid,
     )
     ctx.catalog.start_verification(rec)
     state = ctx.config.settings.state_dir

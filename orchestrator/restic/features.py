@@ -56,6 +56,7 @@ _CODES_0_17 = {10: NO_REPOSITORY, 11: LOCKED, 12: WRONG_PASSWORD}
 
 # Ordered: the first pattern found in stderr decides. Lower-cased text.
 _STDERR_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("signal interrupt received", INTERRUPTED),  # SIGINT; restic 0.17+ may then exit 1
     ("wrong password or no key found", WRONG_PASSWORD),
     ("no space left on device", DISK_FULL),
     ("repository is already locked", LOCKED),

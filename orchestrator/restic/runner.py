@@ -76,6 +76,21 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+# CSI (`ESC[2K`, colours), OSC, other escapes, then C0 controls but tab and newline.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
+    r"|\x1b[@-_]"
+    r"|[\x00-\x08\x0b-\x1f\x7f]"
+)
+
+
+def strip_control(text: str) -> str:
+    """restic's terminal control sequences (its progress line starts with `ESC[2K`) never
+    reach the catalog, events or a person's screen: removed where restic's text enters."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
 def last_error_line(stderr: str) -> str:
     """restic's most telling line: the last 'Fatal:' one, else the last non-empty one that
     is neither part of a Go stack trace (restic 0.14 prints one after `id ... not found in
@@ -234,7 +249,7 @@ class Runner:
             except KeyboardInterrupt:
                 _interrupt(proc)
                 raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
-            stdout, stderr = (_read_text(f) for f in (outfile, errfile))
+            stdout, stderr = (strip_control(_read_text(f)) for f in (outfile, errfile))
         seconds = time.monotonic() - started
         stderr = mask(stderr, secrets)
         if timed_out:
@@ -288,7 +303,7 @@ class Runner:
                 if timer:
                     timer.cancel()
             errfile.seek(0)
-            stderr = mask(errfile.read().decode(errors="replace"), secrets)
+            stderr = mask(strip_control(errfile.read().decode(errors="replace")), secrets)
         seconds = time.monotonic() - started
         timed_out = bool(limit) and seconds >= (limit or 0) and proc.returncode != 0
         if timed_out:

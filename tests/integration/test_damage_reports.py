@@ -103,7 +103,9 @@ def test_unindexed_packs_alone_are_no_damage(workspace: Workspace) -> None:
     ws.orc("backup", "files", "--level", "full")
     index, snaps = _files(ws.repo / "index"), _files(ws.repo / "snapshots")
     (ws.data / "more.bin").write_bytes(os.urandom(200_000))
-    ws.orc("backup", "files")
+    # by restic itself: a snapshot the catalog recorded and that vanished is damage of its
+    # own (snapshot_missing, item 8), not what this test is about
+    assert restic(ws.repo, "backup", str(ws.data)).returncode == 0
     for path in (_files(ws.repo / "index") - index) | (_files(ws.repo / "snapshots") - snaps):
         path.unlink()
     witness = restic(ws.repo, "check")
