@@ -19,6 +19,36 @@ from pathlib import Path
 
 import pytest
 
+# Which restic the whole test run uses: ORCHESTRATOR_TEST_RESTIC (a path to a restic
+# binary, e.g. tools/restic-0.18.0/restic from scripts/fetch-restic.sh) or restic on PATH.
+TEST_RESTIC_ENV = "ORCHESTRATOR_TEST_RESTIC"
+
+
+def _chosen_restic() -> str | None:
+    """The chosen binary, put first on PATH for this process and every child.
+
+    The product's default `restic_binary` is "restic" looked up on PATH, so putting the
+    chosen binary's directory first makes the orchestrator under test, the daemon, the
+    witness `restic()` and every policies.toml the tests write use it, with no test
+    having to name it."""
+    chosen = os.environ.get(TEST_RESTIC_ENV)
+    if not chosen:
+        return shutil.which("restic")
+    path = Path(chosen).resolve()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise pytest.UsageError(f"{TEST_RESTIC_ENV}={chosen}: not an executable file")
+    directory = path.parent
+    if path.name != "restic":  # PATH finds "restic" only: give it that name
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="test-restic-"))
+        (directory / "restic").symlink_to(path)
+    os.environ["PATH"] = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+    return str(directory / "restic")
+
+
+RESTIC = _chosen_restic()
+
 PASSWORD = "correct horse battery staple 42"
 SECRET_ENV = "ORCHESTRATOR_SECRET_REPO_TEST"
 ORCHESTRATOR = [sys.executable, "-m", "orchestrator"]
@@ -35,9 +65,17 @@ def require(condition: bool, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def restic_bin() -> str:
-    path = shutil.which("restic")
-    require(path is not None, "restic on PATH (scripts/setup.sh installs it)")
-    return path  # type: ignore[return-value]
+    """The restic every test uses (see RESTIC above)."""
+    require(RESTIC is not None, "restic on PATH (scripts/setup.sh installs it)")
+    return RESTIC  # type: ignore[return-value]
+
+
+def pytest_report_header() -> str:
+    """Say which restic ran the tests: the two-version pass must be visible in the log."""
+    if RESTIC is None:
+        return "restic: none found"
+    out = subprocess.run([RESTIC, "version"], capture_output=True, text=True, check=False)
+    return f"restic: {RESTIC} ({out.stdout.strip()})"
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +93,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory, restic_bin: str) -> 
 def restic(repo: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     """restic itself, as a witness independent of the orchestrator's code."""
     return subprocess.run(
-        ["restic", "--repo", str(repo), "--no-cache", *args],
+        [RESTIC or "restic", "--repo", str(repo), "--no-cache", *args],
         env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
         capture_output=True,
         text=True,

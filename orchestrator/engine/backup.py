@@ -9,7 +9,7 @@ the others; the caller turns the outcomes into an exit code.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from orchestrator.catalog import Catalog, RunRecord
@@ -143,6 +143,10 @@ def _run_backup(
         parent=parent.id if parent else None,
         when=now if ctx.simulated else None,
     )
+    if summary is not None and summary.snapshot_id:  # one id form on every restic version
+        summary = replace(
+            summary, snapshot_id=commands.full_snapshot_id(ctx.runner, repo, summary.snapshot_id)
+        )
     if summary is not None:
         run.snapshot_id = summary.snapshot_id
         run.files_new, run.files_changed = summary.files_new, summary.files_changed
@@ -156,7 +160,8 @@ def _run_backup(
             run,
             "partial",
             features.PARTIAL,
-            f"snapshot {summary.snapshot_id} kept, but some files could not be read: {shown}{more}",
+            f"snapshot {commands.short_id(summary.snapshot_id)} kept, "
+            f"but some files could not be read: {shown}{more}",
         )
         return
     if not result.ok or summary is None or not summary.snapshot_id:
@@ -166,7 +171,8 @@ def _run_backup(
         run,
         "success",
         None,
-        f"{decision.level} snapshot {summary.snapshot_id}: {summary.files_total} files, "
+        f"{decision.level} snapshot {commands.short_id(summary.snapshot_id)}: "
+        f"{summary.files_total} files, "
         f"{summary.bytes_added} bytes added",
     )
 

@@ -76,7 +76,7 @@ def mask(text: str, secrets: Iterable[str]) -> str:
 
 def last_error_line(stderr: str) -> str:
     """restic's most telling line: the last 'Fatal:' one, else the last non-empty one."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in features.plain_errors(stderr).splitlines() if ln.strip()]
     fatal = [ln for ln in lines if ln.startswith("Fatal:")]
     chosen = fatal[-1] if fatal else (lines[-1] if lines else "no output")
     return chosen.removeprefix("Fatal: ")
@@ -183,7 +183,7 @@ class Runner:
                 raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
             stdout, stderr = (_read_text(f) for f in (outfile, errfile))
         seconds = time.monotonic() - started
-        stderr = mask(stderr, secrets)
+        stderr = features.plain_errors(mask(stderr, secrets))
         if timed_out:
             kind: str | None = features.TIMEOUT
         elif proc.returncode in ok_codes:
@@ -235,7 +235,7 @@ class Runner:
                 if timer:
                     timer.cancel()
             errfile.seek(0)
-            stderr = mask(errfile.read().decode(errors="replace"), secrets)
+            stderr = features.plain_errors(mask(errfile.read().decode(errors="replace"), secrets))
         seconds = time.monotonic() - started
         timed_out = bool(limit) and seconds >= (limit or 0) and proc.returncode != 0
         if timed_out:
