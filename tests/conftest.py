@@ -7,13 +7,17 @@ fresh one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +116,53 @@ def tag(snapshot: dict, key: str) -> str | None:
         if t.startswith(key + ":"):
             return t.split(":", 1)[1]
     return None
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """Hold process `pid` still (SIGSTOP) while the test arranges an interrupt, then let it
+    go (SIGCONT). A test that interrupts restic must not race it: a stopped restic cannot
+    finish its backup between "the test saw it working" and "the signal arrived"."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while _state(pid) not in ("T", "t", "Z", "") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def signal_pending(pid: int, signum: int) -> bool:
+    """`signum` waits for delivery to `pid` (sent while it is stopped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    bit = 1 << (signum - 1)
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & bit:
+            return True
+    return False
+
+
+def wait_for_pending(pid: int, signum: int, seconds: float = 30) -> None:
+    """Wait until the orchestrator has forwarded `signum` to the (stopped) restic `pid`."""
+    deadline = time.monotonic() + seconds
+    while not signal_pending(pid, signum):
+        if _state(pid) in ("", "Z"):
+            return  # it is gone: nothing more to wait for
+        assert time.monotonic() < deadline, f"signal {signum} never reached process {pid}"
+        time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2]
 
 
 @dataclass
