@@ -26,6 +26,9 @@ import pytest
 # Which restic the whole test run uses: ORCHESTRATOR_TEST_RESTIC (a path to a restic
 # binary, e.g. tools/restic-0.18.0/restic from scripts/fetch-restic.sh) or restic on PATH.
 TEST_RESTIC_ENV = "ORCHESTRATOR_TEST_RESTIC"
+# PATH as the machine has it, before the chosen restic is put first (for the tests of the
+# scripts, which must see the machine's own restic).
+SYSTEM_PATH = os.environ.get("PATH", "")
 
 
 def _chosen_restic() -> str | None:

@@ -16,7 +16,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ORCHESTRATOR, PASSWORD, RESTIC, TEST_RESTIC_ENV, Workspace, require, restic
+from conftest import (
+    ORCHESTRATOR,
+    PASSWORD,
+    RESTIC,
+    SYSTEM_PATH,
+    TEST_RESTIC_ENV,
+    Workspace,
+    require,
+    restic,
+)
 
 from orchestrator.restic.features import Version
 
@@ -48,15 +57,20 @@ def test_item1_fetch_restic_gives_the_other_debian_release(restic_bin: str) -> N
     script = PROJECT / "scripts" / "fetch-restic.sh"
     existing = list((PROJECT / "tools").glob(".suite-*"))
     require(bool(existing) or shutil.which("apt-get") is not None, "apt-get or tools/")
-    first = subprocess.run([script], capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "PATH": SYSTEM_PATH}  # the machine's restic, not the test's
+    first = subprocess.run(
+        [script], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert first.returncode == 0, first.stderr
     binary = first.stdout.strip()
     assert Path(binary).is_file() and os.access(binary, os.X_OK)
     assert Path(binary).is_relative_to(PROJECT / "tools")
-    system = restic_version(shutil.which("restic") or restic_bin)
+    system = restic_version(shutil.which("restic", path=SYSTEM_PATH) or restic_bin)
     fetched = restic_version(binary)
     assert {system.at_least(0, 17), fetched.at_least(0, 17)} == {True, False}, (system, fetched)
-    again = subprocess.run([script], capture_output=True, text=True, timeout=10, check=False)
+    again = subprocess.run(
+        [script], env=env, capture_output=True, text=True, timeout=10, check=False
+    )
     assert again.returncode == 0 and again.stdout.strip() == binary
     assert "downloading" not in again.stderr  # idempotent: nothing fetched the second time
 
