@@ -158,6 +158,7 @@ def _kill_mid_backup(ws: Workspace, now: str) -> None:
         # backup is still opening the repository, which costs a key derivation) until the
         # kill has reached it as SIGINT, so none can finish its small backup first.
         with contextlib.ExitStack() as stack:
+            stack.enter_context(paused(proc.pid))  # no thread of the pass starts another one
             held = _restic_children(proc.pid)
             for pid in held:
                 stack.enter_context(paused(pid))
