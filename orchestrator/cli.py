@@ -21,9 +21,10 @@ LEVEL_CHOICES = ["full", "differential", "incremental", "auto"]
 class Obj:
     """Global options, and the config and context opened on first use."""
 
-    def __init__(self, config_path: Path, as_json: bool) -> None:
+    def __init__(self, config_path: Path, as_json: bool, verbose: int = 0) -> None:
         self.config_path = config_path
         self.as_json = as_json
+        self.verbose = verbose
         self._config: Any = None
         self._ctx: Any = None
 
@@ -32,6 +33,11 @@ class Obj:
         if self._config is None:
             from orchestrator.policies.loader import load_config
 
+            if not self.config_path.exists() and not self.config_path.is_symlink():
+                raise UsageError(
+                    f"no policies file at {self.config_path.absolute()}: pass --config PATH or set "
+                    "$ORCHESTRATOR_CONFIG (default: ./policies.toml)"
+                )
             self._config = load_config(self.config_path)
         return self._config
 
@@ -83,12 +89,59 @@ def parse_time(value: str | None, tz: str, option: str) -> datetime | None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, as_json: bool, verbose: int) -> None:
     """Policy-driven backups with restic: scheduled, levelled, verified, restorable."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+        level=_log_level(verbose), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    ctx.obj = Obj(config_path, as_json)
+    ctx.obj = Obj(config_path, as_json, verbose)
     ctx.call_on_close(lambda: ctx.obj._ctx.close() if ctx.obj._ctx else None)
+
+
+def _log_level(verbose: int) -> int:
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+
+
+def _late_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """--config, --json, -v given after the command name: merged into the shared options."""
+    obj = ctx.find_object(Obj)
+    if obj is None or not value:
+        return
+    if param.name == "config_path":
+        obj.config_path = value
+    elif param.name == "as_json":
+        obj.as_json = True
+    else:
+        obj.verbose += value
+        logging.getLogger().setLevel(_log_level(obj.verbose))
+
+
+def _add_global_options(group: click.Group) -> None:
+    """Every command also takes the global options after its name (`status --json`)."""
+    for command in group.commands.values():
+        command.params += [
+            click.Option(
+                ["--config", "config_path"],
+                type=click.Path(path_type=Path, dir_okay=False),
+                expose_value=False,
+                callback=_late_option,
+                help="The policies file (as before the command).",
+            ),
+            click.Option(
+                ["--json", "as_json"],
+                is_flag=True,
+                expose_value=False,
+                callback=_late_option,
+                help="Machine-readable output on stdout.",
+            ),
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_late_option,
+                help="Log what is run (-v) and more (-vv) to stderr.",
+            ),
+        ]
+        if isinstance(command, click.Group):
+            _add_global_options(command)
 
 
 @cli.command()
@@ -96,6 +149,7 @@ def cli(ctx: click.Context, config_path: Path, as_json: bool, verbose: int) -> N
 def validate(obj: Obj) -> None:
     """Check policies.toml and list every problem at once (exit 2 when there are any)."""
     cfg = obj.config
+    warnings = _unset_secrets(cfg)
     obj.emit(
         "validate",
         {
@@ -103,9 +157,37 @@ def validate(obj: Obj) -> None:
             "path": cfg.path,
             "policies": sorted(cfg.policies),
             "targets": sorted(cfg.targets),
+            "warnings": warnings,
         },
         f"{cfg.path}: valid ({len(cfg.policies)} policies, {len(cfg.targets)} targets)",
     )
+    for warning in warnings:
+        click.echo(f"orchestrator: warning: {warning}", err=True)
+
+
+def _unset_secrets(cfg: Any) -> list[str]:
+    """Referenced secrets that are set nowhere yet: a warning (a fresh install sets them
+    after writing the file), not an error."""
+    from orchestrator.security.secrets import SecretStore, env_name, secret_name
+
+    refs = [(f"targets.{t.name}.password", t.password) for t in cfg.targets.values()]
+    refs += [
+        (f"targets.{t.name}.credentials", t.credentials)
+        for t in cfg.targets.values()
+        if getattr(t, "credentials", None)
+    ]
+    refs += [
+        (f"policies.{p.name}.database.password", p.database.password)
+        for p in cfg.policies.values()
+        if p.database and p.database.password
+    ]
+    store = SecretStore(cfg.settings.state_dir)
+    return [
+        f"{place}: secret '{name}' is not set: export {env_name(name)} "
+        f"or run 'orchestrator secrets set {name}'"
+        for place, ref in refs
+        if not store.has(ref) and (name := secret_name(ref))
+    ]
 
 
 @cli.command()
@@ -320,11 +402,18 @@ def restore(
             "destination": result.destination,
             "files": result.files,
             "bytes": result.bytes,
+            "fallbacks": list(result.fallbacks),
         },
         f"restored snapshot {result.snapshot.short_id} of '{policy}' from target "
         f"'{result.run.target}' to {result.destination}: {result.files} files, "
         f"{human_bytes(result.bytes)} (verified by restic)",
     )
+    for why in result.fallbacks:  # a restore from another target than asked says why
+        click.echo(
+            f"orchestrator: restored from '{result.run.target}' because an earlier target "
+            f"failed: {why}",
+            err=True,
+        )
 
 
 @cli.command()
@@ -335,9 +424,11 @@ def status(obj: Obj, now: str | None) -> None:
     from orchestrator.engine.status import status as get_status
 
     cfg = obj.config
-    ctx = obj.context(parse_time(now, cfg.settings.timezone, "--now"))
+    tz = cfg.settings.timezone
+    ctx = obj.context(parse_time(now, tz, "--now"))
     rows = get_status(ctx)
     payload = {
+        "timezone": tz,  # every time below is in this zone (the config's `timezone`)
         "now": ctx.clock.now(),
         "policies": [
             {
@@ -345,6 +436,7 @@ def status(obj: Obj, now: str | None) -> None:
                 "target": r.target,
                 "importance": r.importance,
                 "health": r.health,
+                "health_reasons": r.problems,
                 "newest": r.newest,
                 "newest_by_level": r.newest_by_level,
                 "last_run": r.last_run,
@@ -364,15 +456,34 @@ def status(obj: Obj, now: str | None) -> None:
             for r in rows
         ],
     }
-    obj.emit("status", payload, lambda: _render_status(rows))
+    obj.emit("status", _in_zone(payload, tz), lambda: _render_status(rows, tz))
 
 
-def _render_status(rows: list[Any]) -> str:
+def _in_zone(value: Any, tz: str) -> Any:
+    """`value` with every aware datetime in it (records included) shown in zone `tz`."""
+    from dataclasses import asdict, is_dataclass
+    from zoneinfo import ZoneInfo
+
+    if isinstance(value, datetime):
+        return value.astimezone(ZoneInfo(tz)) if value.tzinfo else value
+    if is_dataclass(value) and not isinstance(value, type):
+        return _in_zone(asdict(value), tz)
+    if isinstance(value, dict):
+        return {k: _in_zone(v, tz) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_in_zone(v, tz) for v in value]
+    return value
+
+
+def _render_status(rows: list[Any], tz: str = "UTC") -> str:
     from orchestrator.render import human_age, table
+
+    def local(when: datetime) -> datetime:
+        return _in_zone(when, tz)
 
     def newest(r: Any, level: str) -> str:
         run = r.newest_by_level.get(level)
-        return run.started_at.strftime("%m-%d %H:%M") if run else "-"
+        return local(run.started_at).strftime("%m-%d %H:%M") if run else "-"
 
     text = table(
         ["policy", "target", "health", "newest", "age", "rpo", "full", "diff", "incr", "next"],
@@ -387,7 +498,7 @@ def _render_status(rows: list[Any]) -> str:
                 newest(r, "full"),
                 newest(r, "differential"),
                 newest(r, "incremental"),
-                f"{r.next_due.due:%m-%d %H:%M} {r.next_due.level}" if r.next_due else None,
+                f"{local(r.next_due.due):%m-%d %H:%M} {r.next_due.level}" if r.next_due else None,
             ]
             for r in rows
         ],
@@ -399,16 +510,18 @@ def _render_status(rows: list[Any]) -> str:
         for r in rows
         if getattr(r, "subset_coverage", None) is not None
     ]
-    return "\n".join([text, *checks, *_render_slots(rows)])
+    reasons = [f"{r.policy}@{r.target}: {p.health}: {p.reason}" for r in rows for p in r.problems]
+    return "\n".join([f"times in {tz}", text, *reasons, *checks, *_render_slots(rows, tz)])
 
 
-def _render_slots(rows: list[Any]) -> list[str]:
+def _render_slots(rows: list[Any], tz: str = "UTC") -> list[str]:
     """Missed slots once per policy, and what is running now, one line each."""
     lines, seen = [], set()
     for r in rows:
         for run in getattr(r, "running", ()):
             lines.append(
-                f"running: {run.policy}@{run.target} since {run.started_at:%Y-%m-%d %H:%M} "
+                f"running: {run.policy}@{run.target} since "
+                f"{_in_zone(run.started_at, tz):%Y-%m-%d %H:%M} "
                 f"(pid {run.pid}, slot {run.slot_key or '-'})"
             )
         if r.policy in seen:
@@ -523,7 +636,7 @@ def _report_damage(records: list[Any]) -> None:
 
 @cli.group("target")
 def target_group() -> None:
-    """Targets (where repositories live): preflight checks."""
+    """Targets (where repositories live): preflight checks and creating repositories."""
 
 
 @target_group.command("check")
@@ -556,7 +669,13 @@ def _render_check(c: Any) -> str:
     facts = [
         yes(c.reachable, "reachable", "NOT reachable"),
         *c.notes,
-        yes(c.initialised, "repository initialised", "repository not initialised yet"),
+        yes(
+            c.initialised,
+            "repository initialised",
+            "repository MISSING"
+            if c.problem_kind == "repository_missing"
+            else "repository not initialised yet",
+        ),
         yes(c.password_ok, f"password accepted ({c.snapshots} snapshots)", "WRONG password"),
         yes(c.writable, "writable", "NOT writable"),
         f"restic {c.restic_version}" + ("" if c.restic_compatible else " (too old)"),
@@ -571,6 +690,23 @@ def _render_check(c: Any) -> str:
     return line + (f"\n  problem: {c.problem}" if c.problem else "")
 
 
+@target_group.command("init")
+@click.argument("name")
+@click.pass_obj
+def target_init(obj: Obj, name: str) -> None:
+    """Create target NAME's repository if it has none (a copy target with its source's
+    chunker parameters); an existing one is left as it is. Backups create a repository
+    themselves only where the catalog has never recorded a snapshot."""
+    from orchestrator.engine.repository import init_target
+
+    result = init_target(obj.context(), name)
+    obj.emit(
+        "target.init",
+        {"exit_code": 0, "target": result},
+        lambda: f"{result.target}  {result.where}: {result.message}",
+    )
+
+
 @cli.group()
 def secrets() -> None:
     """Repository passwords and credentials (referenced as secret:NAME)."""
@@ -582,8 +718,9 @@ def secrets() -> None:
 @click.pass_obj
 def secrets_set(obj: Obj, name: str, generate: bool) -> None:
     """Store secret NAME, read from stdin (or a hidden prompt), never from argv."""
-    from orchestrator.security.secrets import SecretStore
+    from orchestrator.security.secrets import PREFIX, SecretStore, secret_name
 
+    secret_name(PREFIX + name)  # a bad name is refused before the value is asked for
     store = SecretStore(obj.config.settings.state_dir)
     if generate:
         path = store.generate(name)
@@ -620,7 +757,11 @@ def demo(obj: Obj, workdir: Path | None) -> None:
     """The whole idea in under a minute: a fast-forwarded month of backups, a restore, status."""
     from orchestrator.demo import run_demo
 
-    run_demo(workdir, echo=click.echo)
+    lines: list[str] = []
+    run_demo(workdir, echo=lines.append if obj.as_json else click.echo)
+    if obj.as_json:
+        text = "\n".join(lines)
+        obj.emit("demo", {"workdir": workdir, "kept": workdir is not None, "output": text}, text)
 
 
 @cli.command("run")
@@ -736,6 +877,7 @@ def forget(
     """Apply retention: restic plans (--dry-run --json), we check, then forget by id."""
     from orchestrator.engine.retention import forget_policy
     from orchestrator.render import table
+    from orchestrator.restic.features import BUSY_KINDS
 
     cfg = obj.config
     policies = (
@@ -752,6 +894,8 @@ def forget(
     code = (
         ExitCode.OK
         if not bad
+        else ExitCode.BUSY  # only locks held by live processes: try later
+        if all(r.error_kind in BUSY_KINDS for r in bad)
         else (ExitCode.FAILURE if len(bad) == len(results) else ExitCode.PARTIAL)
     )
     obj.emit(
@@ -779,6 +923,11 @@ def forget(
                     for r in results
                 ],
             )
+            + "".join(
+                f"\n{r.policy}@{r.target}: kept {i[:8]}: {why}"
+                for r in results
+                for i, why in r.reasons.items()
+            )
             if results
             else "no policy has retention rules"
         ),
@@ -792,6 +941,9 @@ def _raise_interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+_add_global_options(cli)
+
+
 def main() -> None:
     """Entry point: expected failures print one line and exit with the documented code."""
     signal.signal(signal.SIGTERM, _raise_interrupt)  # restic then gets SIGINT, like Ctrl-C
@@ -801,12 +953,21 @@ def main() -> None:
     except click.exceptions.Abort:
         _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
     except click.ClickException as exc:
+        if as_json:
+            _fail(exc.format_message(), ExitCode.USAGE, "usage", as_json)
         exc.show()
         sys.exit(ExitCode.USAGE)
     except OrchestratorError as exc:
         _fail(exc.message, exc.exit_code, getattr(exc, "kind", type(exc).__name__), as_json)
     except KeyboardInterrupt:
         _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
+    except Exception as exc:
+        if not as_json:
+            raise  # a bug: its traceback is the report
+        import traceback
+
+        traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc}", ExitCode.FAILURE, "internal", True)
     sys.exit(0)
 
 

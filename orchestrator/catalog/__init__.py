@@ -131,6 +131,20 @@ class Catalog(Protocol):
         outcomes: tuple[str, ...] = GOOD_OUTCOMES,
     ) -> RunRecord | None: ...
 
+    def ever_had_snapshot(self, target: str) -> bool:
+        """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
+        its repository existed, so a missing one is an alarm, never a reason to create it."""
+
+    def oldest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None:
+        """The first run of these outcomes (`status`: since when checks are expected)."""
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:
@@ -164,6 +178,10 @@ class Catalog(Protocol):
         """Replace the listing; paths whose size is unchanged keep their verified time."""
 
     def mark_media_verified(self, target: str, paths: list[str], when: datetime) -> None: ...
+
+    def accept_media_removals(self, target: str, paths: list[str]) -> int:
+        """Drop files that our own forget/prune removed from the last listing, so the next
+        media run does not report them missing; returns how many were in the listing."""
 
     # --- the daemon's slots (see engine/due.py) ---
 

@@ -224,6 +224,32 @@ class SqliteCatalog:
         row = self.db.execute(sql, [*params, *outcomes]).fetchone()
         return _from_row(row) if row else None
 
+    def ever_had_snapshot(self, target: str) -> bool:
+        marks = ", ".join("?" for _ in GOOD_OUTCOMES)
+        row = self.db.execute(
+            f"SELECT 1 FROM runs WHERE target = ? AND snapshot_id IS NOT NULL "
+            f"AND outcome IN ({marks}) LIMIT 1",
+            (target, *GOOD_OUTCOMES),
+        ).fetchone()
+        return row is not None
+
+    def oldest_run(
+        self,
+        policy: str,
+        target: str,
+        *,
+        kind: str = "backup",
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> RunRecord | None:
+        where, params = _filters(policy=policy, target=target, kind=kind)
+        marks = ", ".join("?" for _ in outcomes)
+        sql = (
+            f"SELECT * FROM runs {where} AND outcome IN ({marks}) "
+            "ORDER BY started_at ASC, rowid ASC LIMIT 1"
+        )
+        row = self.db.execute(sql, [*params, *outcomes]).fetchone()
+        return _from_row(row) if row else None
+
     def recover_interrupted(
         self, host: str, is_alive: Callable[[int], bool], now: datetime
     ) -> list[RunRecord]:
@@ -359,6 +385,19 @@ class SqliteCatalog:
             "UPDATE media_files SET verified_at = ? WHERE target = ? AND path = ?",
             [(when.isoformat(), target, p) for p in paths],
         )
+
+    def accept_media_removals(self, target: str, paths: list[str]) -> int:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self.db.executemany(
+                "DELETE FROM media_files WHERE target = ? AND path = ?",
+                [(target, p) for p in paths],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return cur.rowcount
 
     # --- the daemon's slots ---
 

@@ -8,13 +8,16 @@ the others; the caller turns the outcomes into an exit code.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 from orchestrator.catalog import Catalog, RunRecord
 from orchestrator.engine.context import Context
 from orchestrator.engine.locks import run_lock
+from orchestrator.engine.repository import snapshots_or_create
 from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, ResticError
 from orchestrator.events import (
     RUN_CANCELLED,
@@ -114,15 +117,11 @@ def backup_target(
 def _run_backup(
     ctx: Context, policy: Policy, spec: TargetSpec, run: RunRecord, now: datetime
 ) -> None:
-    for source in policy.sources:
-        if not source.exists():
-            raise OrchestratorError(
-                f"policy '{policy.name}': source {source} does not exist",
-                kind=features.SOURCE_MISSING,
-            )
+    paths, notes = _source_paths(policy)
     target, repo = ctx.open_repository(spec)
     target.preflight()
-    snaps = _snapshots_or_init(ctx, repo, policy)
+    snaps = _snapshots_or_init(ctx, spec, repo, policy)
+    previous = ctx.catalog.newest_run(policy.name, spec.name)
     history, by_level = _history(ctx, policy, spec, snaps)
     decision = decide_level(
         run.asked_level,  # type: ignore[arg-type]
@@ -136,7 +135,7 @@ def _run_backup(
     result, summary = commands.backup(
         ctx.runner,
         repo,
-        policy.sources,
+        paths,
         tags=tags,
         excludes=policy.exclude,
         force=decision.level == "full",
@@ -152,6 +151,11 @@ def _run_backup(
         run.files_new, run.files_changed = summary.files_new, summary.files_changed
         run.files_total, run.bytes_added = summary.files_total, summary.bytes_added
         run.bytes_total, run.seconds = summary.bytes_total, summary.seconds
+    if summary is not None and summary.snapshot_id:
+        _guard_file_count(ctx, policy, repo, run, summary.snapshot_id, previous)
+    if result.kind == features.PARTIAL and summary is not None and summary.repository_errors:
+        _finish(ctx, run, "partial", features.REPOSITORY_DAMAGED, _damaged(spec, summary, parent))
+        return
     if result.kind == features.PARTIAL and summary is not None and summary.snapshot_id:
         shown = "; ".join(summary.errors[:3]) or "see restic's output"
         more = f" (and {len(summary.errors) - 3} more)" if len(summary.errors) > 3 else ""
@@ -173,19 +177,115 @@ def _run_backup(
         None,
         f"{decision.level} snapshot {commands.short_id(summary.snapshot_id)}: "
         f"{summary.files_total} files, "
-        f"{summary.bytes_added} bytes added",
+        f"{summary.bytes_added} bytes added" + "".join(f"; {n}" for n in notes),
     )
 
 
-def _snapshots_or_init(ctx: Context, repo: Repository, policy: Policy) -> list[Snapshot]:
-    """The policy's snapshots; a repository that does not exist yet is created here."""
+def _damaged(spec: TargetSpec, summary: commands.BackupSummary, parent: Snapshot | None) -> str:
+    """A backup that restic finished although the repository is damaged (a parent tree it
+    cannot load): name the repository, not the sources, and what to do next."""
+    what = "; ".join(summary.repository_errors[:2])
+    if parent is not None:
+        what = f"parent snapshot {parent.short_id}: {what}"
+    text = (
+        f"snapshot {commands.short_id(summary.snapshot_id)} kept (restic read every source "
+        f"file again), but the "
+        f"repository of target '{spec.name}' is damaged: {what}; run `orchestrator verify "
+        f"--tier check --target {spec.name}`"
+    )
+    if summary.errors:
+        text += f"; also unreadable: {'; '.join(summary.errors[:3])}"
+    return text
+
+
+def _source_paths(policy: Policy) -> tuple[list[Path], list[str]]:
+    """The paths restic is given, and notes for the run's message. Checked before restic
+    starts: a missing source, or a directory with nothing in it (an unmounted mount
+    point), fails the run. A source that is a symlink is given to restic resolved: restic
+    given a link stores only the link, never what it points to."""
+    paths, notes = [], []
+    for source in policy.sources:
+        if not source.exists():
+            raise OrchestratorError(
+                f"policy '{policy.name}': source {source} does not exist",
+                kind=features.SOURCE_MISSING,
+            )
+        path = source
+        if source.is_symlink():
+            path = source.resolve()
+            notes.append(f"source {source} is a symlink: backed up {path}")
+        if not policy.allow_empty and path.is_dir() and _is_empty_dir(path):
+            raise OrchestratorError(
+                f"policy '{policy.name}': source {source} is an empty directory (an "
+                "unmounted mount point?); nothing was backed up. Set allow_empty = true "
+                "in the policy if it may be empty",
+                kind=features.SOURCE_EMPTY,
+            )
+        paths.append(path)
+    return paths, notes
+
+
+def _is_empty_dir(path: Path) -> bool:
     try:
-        return commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False  # unreadable: restic reports it as such
+
+
+def _guard_file_count(
+    ctx: Context,
+    policy: Policy,
+    repo: Repository,
+    run: RunRecord,
+    snapshot_id: str,
+    previous: RunRecord | None,
+) -> None:
+    """Refuse a snapshot with no files, or far fewer than the previous good one of this
+    policy on this target: restic has already written it, so it is forgotten again, and
+    retention can never keep it in place of the real data. Raises the run's failure."""
+    files = run.files_total or 0
+    before = previous.files_total if previous is not None else None
+    if files == 0 and not policy.allow_empty:
+        kind = features.SOURCE_EMPTY
+        why = "the sources hold no files (an unmounted mount point? everything excluded?)"
+        fix = "set allow_empty = true in the policy if that is right"
+    elif (
+        before
+        and policy.min_files_ratio > 0
+        and not (files == 0 and policy.allow_empty)
+        and files < policy.min_files_ratio * before
+    ):
+        kind = features.SOURCE_SHRUNK
+        why = (
+            f"{files} files, fewer than {policy.min_files_ratio:g} of the {before} in the "
+            f"previous good snapshot {commands.short_id(previous.snapshot_id) if previous else ''}"
+        )
+        fix = "lower min_files_ratio in the policy (0 turns the guard off) if that is right"
+    else:
+        return
+    try:
+        commands.forget_ids(ctx.runner, repo, [snapshot_id])
     except ResticError as exc:
-        if exc.kind != features.NO_REPOSITORY:
-            raise
-    commands.init(ctx.runner, repo)
-    return []
+        raise OrchestratorError(
+            f"policy '{policy.name}': {why}; snapshot {commands.short_id(snapshot_id)} could NOT "
+            f"be removed ({exc.message}): remove it with 'restic forget {snapshot_id}'; {fix}",
+            kind=kind,
+        ) from None
+    run.snapshot_id = None
+    raise OrchestratorError(
+        f"policy '{policy.name}': {why}; snapshot {commands.short_id(snapshot_id)} was removed "
+        f"again; {fix}",
+        kind=kind,
+    )
+
+
+def _snapshots_or_init(
+    ctx: Context, spec: TargetSpec, repo: Repository, policy: Policy
+) -> list[Snapshot]:
+    """The policy's snapshots; a repository that does not exist yet is created here, once
+    (serialised per repository), and never one the catalog has seen snapshots in."""
+    return snapshots_or_create(ctx, spec, repo, [f"policy:{policy.name}"])
 
 
 def _history(
@@ -251,10 +351,11 @@ def _finish(ctx: Context, run: RunRecord, outcome: str, kind: str | None, messag
 
 
 def exit_code_for(runs: list[RunRecord]) -> ExitCode:
-    """0 all good; 75 only busy ones; 3 some failed or partial; 1 all failed."""
+    """0 all good; 75 only busy ones (our run lock or a live restic lock); 3 some failed
+    or partial; 1 all failed."""
     outcomes = [r.outcome for r in runs]
     troubled = [r for r in runs if r.outcome != "success"]
-    if troubled and all(r.error_kind == BUSY for r in troubled):
+    if troubled and all(r.error_kind in features.BUSY_KINDS for r in troubled):
         return ExitCode.BUSY
     if outcomes and all(o == "success" for o in outcomes):
         return ExitCode.OK

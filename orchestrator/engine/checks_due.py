@@ -15,6 +15,8 @@ Rules, and why:
 - Completed means `ok` or `damaged`: damage is reported once per period, not every
   pass. A check that could not run (`failed`: target unreachable, busy) is due again
   at the next pass, but never twice at the same `now` (so `run --due` stays idempotent).
+- `status` calls a configured check overdue when it fell due more than OVERDUE_GRACE
+  ago and has not completed since (never completed: counted from the first good backup).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from orchestrator.policies.schedule import cron_fired
 
 PERIODS = ("daily", "weekly", "monthly")
 DONE_OUTCOMES = ("ok", "damaged")
+# `status` calls a check overdue when it is still not done this long after it fell due:
+# a pass (the daemon's or a cron `run --due`) may come hours after midnight.
+OVERDUE_GRACE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,39 @@ def is_due(every: str, last: LastCheck, now: datetime, tz: str) -> str | None:
     if cron_fired(every, tz, last.done, now):
         return f"cron '{every}' fell due since {last.done.isoformat(timespec='minutes')}"
     return None
+
+
+def overdue(
+    every: str,
+    last_done: datetime | None,
+    expected_since: datetime | None,
+    now: datetime,
+    tz: str,
+    grace: timedelta = OVERDUE_GRACE,
+) -> str | None:
+    """Why a configured check is overdue at `now` (for `status`), or None.
+
+    Overdue: it was already due `grace` ago (by `is_due`, from the last completed one)
+    and has not completed since. Never completed: due from `expected_since` (the first
+    good backup on the target; None: nothing to check yet), overdue `grace` after it."""
+    if last_done is None:
+        if expected_since is None or now - expected_since <= grace:
+            return None
+        return (
+            f"never completed ({every}); backups since "
+            f"{expected_since.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M %Z}"
+        )
+    if is_due(every, LastCheck(done=last_done), now - grace, tz) is None:
+        return None
+    return (
+        f"{every}: last completed {last_done.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M %Z}, "
+        f"not done again within its interval and {_span(grace)} of grace"
+    )
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g} day{'s' if hours != 24 else ''}" if hours >= 24 else f"{hours:g} h"
 
 
 def checks_due(

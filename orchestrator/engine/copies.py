@@ -17,6 +17,7 @@ from orchestrator.catalog import GOOD_OUTCOMES, RunRecord
 from orchestrator.engine.context import Context
 from orchestrator.engine.locks import run_lock
 from orchestrator.engine.preflight import ready_repository
+from orchestrator.engine.repository import snapshots_or_create
 from orchestrator.errors import BusyError, CancelledError, OrchestratorError, ResticError
 from orchestrator.events import COPY_DONE, COPY_FAILED, Event, Severity
 from orchestrator.policies.model import Policy, TargetSpec
@@ -68,7 +69,9 @@ def copy_snapshot(
         pid=ctx.pid,
         asked_level=backup.level,
         level=backup.level,
-        level_reason=f"copy of snapshot {backup.snapshot_id} from '{source.name}'",
+        level_reason=(
+            f"copy of snapshot {commands.short_id(backup.snapshot_id)} from '{source.name}'"
+        ),
         slot_key=backup.slot_key,
     )
     ctx.catalog.start_run(run)
@@ -99,8 +102,11 @@ def _copy(
         if exc.kind != features.NO_REPOSITORY:
             raise
         # The first copy to this target: create it with the source's chunker parameters
-        # (one more key derivation, once per target's life).
-        commands.init_copy(ctx.runner, dst_repo, src_repo)
+        # (one more key derivation, once per target's life), serialised per repository and
+        # never over one the catalog has seen snapshots in.
+        snapshots_or_create(
+            ctx, dest, dst_repo, [], lambda: commands.init_copy(ctx.runner, dst_repo, src_repo)
+        )
         completed = commands.copy(ctx.runner, dst_repo, src_repo, [snapshot])
     output = completed.stdout + "\n" + completed.stderr
     found = _SAVED.search(output) or _ALREADY.search(output)

@@ -403,8 +403,8 @@ def _unlock_stale(ctx: Context, policies: set[str], now: datetime) -> None:
     for name in targets:
         try:
             _, repo = ctx.open_repository(ctx.config.targets[name])
-            commands.unlock_stale(ctx.runner, repo)
-            text, severity = "stale restic locks removed (restic unlock) after a crash", "info"
+            removed = commands.unlock_stale(ctx.runner, repo)
+            text, severity = f"{removed} stale restic lock(s) removed after a crash", "info"
         except OrchestratorError as exc:
             text, severity = f"could not remove stale locks: {exc.message}", "warning"
         ctx.events.publish(

@@ -68,6 +68,12 @@ def check_target(ctx: Context, spec: TargetSpec) -> TargetCheck:
         result.notes += probe.notes
         if probe.writable is False:
             raise TargetError(f"target '{spec.name}': the repository location is not writable")
+        if not probe.initialised and ctx.catalog.ever_had_snapshot(spec.name):
+            from orchestrator.engine.repository import missing_error
+
+            # "does not exist yet (restic creates it)" is the promise for a new target only
+            result.notes = [n for n in result.notes if "restic creates it" not in n]
+            raise missing_error(ctx, spec)
         if probe.initialised:
             _, repo = ctx.open_repository(spec)
             result.snapshots = len(commands.snapshots(ctx.runner, repo))

@@ -1,15 +1,22 @@
 """Restore a policy's snapshot, verified, recorded, and never half-written.
 
-A restore into a new or empty directory goes to a sibling staging directory
-first and is renamed into place only when restic and its `--verify` re-read
-succeeded, so a failed restore leaves nothing that looks like data. When the
-first target cannot serve the restore, the next one of the policy is tried.
+restic always restores into a fresh hidden staging directory, never into the
+destination itself: beside a destination that does not exist yet (then renamed
+into place), inside one that exists (then its entries are moved in). So a failed
+restore leaves nothing that looks like data, restic never meets what is already
+in the destination (a symlink there cannot lead it outside `--to`), and the count
+reported is what restic restored. The move replaces a symlink in the destination
+instead of following it. When the first target cannot serve the restore, the next
+one of the policy is tried and the reason the first failed is returned with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +38,7 @@ class RestoreResult:
     destination: Path
     files: int
     bytes: int
+    fallbacks: tuple[str, ...] = ()  # why earlier targets could not serve the restore
 
 
 def restore_policy(
@@ -42,12 +50,12 @@ def restore_policy(
     only_target: str | None = None,
     overwrite: bool = False,
 ) -> RestoreResult:
-    destination = destination.expanduser().absolute()
-    _check_destination(destination, overwrite)
+    destination = _check_destination(destination.expanduser().absolute(), overwrite)
     errors: list[str] = []
     for spec in ctx.config.holders_of(policy, only_target):
         try:
-            return _restore_from(ctx, policy, spec, destination, snapshot, paths)
+            result = _restore_from(ctx, policy, spec, destination, snapshot, paths)
+            return dataclasses.replace(result, fallbacks=tuple(errors))
         except CancelledError:
             raise
         except UsageError:
@@ -57,14 +65,42 @@ def restore_policy(
     raise OrchestratorError("restore failed on every target: " + " | ".join(errors))
 
 
-def _check_destination(destination: Path, overwrite: bool) -> None:
+def _check_destination(destination: Path, overwrite: bool) -> Path:
+    """The directory to restore into; a symlink given as --to is followed once, here."""
+    if destination.is_symlink():
+        if not destination.exists():
+            raise UsageError(
+                f"restore destination {destination} is a symbolic link to "
+                f"{os.readlink(destination)}, which does not exist"
+            )
+        destination = destination.resolve()
     if destination.exists() and not destination.is_dir():
         raise UsageError(f"restore destination {destination} is a file, not a directory")
-    if destination.is_dir() and any(destination.iterdir()) and not overwrite:
+    try:
+        busy = destination.is_dir() and any(destination.iterdir())
+    except OSError as exc:
+        raise UsageError(f"restore destination {destination}: {exc.strerror}") from None
+    if busy and not overwrite:
         raise UsageError(
             f"restore destination {destination} is not empty: choose an empty directory "
             "or pass --overwrite to restore over what is there"
         )
+    return destination
+
+
+def _make_staging(destination: Path, run_id: str) -> Path:
+    """A fresh hidden directory on the destination's file system for restic to write into."""
+    if destination.is_dir():
+        staging = destination / f".orchestrator-restoring-{run_id[:8]}"
+    else:
+        staging = destination.parent / f".{destination.name}.restoring-{run_id[:8]}"
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(
+            f"restore destination {destination}: cannot create {staging}: {exc.strerror}"
+        ) from None
+    return staging
 
 
 def _restore_from(
@@ -91,25 +127,12 @@ def _restore_from(
         snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
         snap = _pick(snaps, wanted, policy.name, spec.name)
         run.snapshot_id, run.level = snap.id, snap.tag("level")
-        in_place = destination.is_dir() and any(destination.iterdir())
-        if in_place:
-            workdir = destination
-        else:
-            staging = destination.parent / f".{destination.name}.restoring-{run.id[:8]}"
-            staging.mkdir(parents=True)
-            workdir = staging
-        result = commands.restore(ctx.runner, repo, snap.id, workdir, includes=paths)
-        files, size = _count(workdir)
-        if paths and files == 0:
-            raise OrchestratorError(
-                f"nothing in snapshot {snap.short_id} matches {', '.join(paths)} "
-                f"(see 'orchestrator snapshots {policy.name}' and restic's paths)"
-            )
-        if staging is not None:
-            if destination.exists():
-                destination.rmdir()
-            staging.rename(destination)
-            staging = None
+        staging = _make_staging(destination, run.id)
+        result = commands.restore(ctx.runner, repo, snap.id, staging, includes=paths)
+        _check_paths(staging, paths, snap)
+        files, size = _count(staging)
+        _put_in_place(staging, destination)
+        staging = None
         run.files_total, run.bytes_total, run.seconds = files, size, result.seconds
         run.outcome, run.finished_at = "success", ctx.clock.now()
         run.message = (
@@ -129,6 +152,70 @@ def _restore_from(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+_GLOB = set("*?[\\")
+
+
+def _check_paths(staging: Path, paths: tuple[str, ...], snap: Snapshot) -> None:
+    """Every plain absolute --path must have been restored; any --path must match something."""
+    absent = [
+        p
+        for p in paths
+        if p.startswith("/")
+        and not _GLOB & set(p)
+        and not os.path.lexists(staging / p.rstrip("/").lstrip("/"))
+    ]
+    if paths and (absent or not any(staging.iterdir())):
+        raise OrchestratorError(
+            f"nothing in snapshot {snap.short_id} matches {', '.join(absent or paths)}: "
+            f"not in the snapshot (its paths: {', '.join(snap.paths)})"
+        )
+
+
+def _put_in_place(staging: Path, destination: Path) -> None:
+    """Rename the staging directory into place, or move its entries into the existing
+    destination; a failure here names what was left where."""
+    try:
+        if staging.parent != destination:
+            staging.rename(destination)
+            return
+        _move_into(staging, destination)
+        staging.rmdir()
+    except OSError as exc:
+        raise OrchestratorError(
+            f"restore into {destination} stopped while moving the restored files in "
+            f"({exc.filename}: {exc.strerror}): only part of the snapshot is there"
+        ) from None
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move `source`'s entries into the real directory `target` without following a link:
+    a symlink (or file) in `target` where the snapshot has something is replaced by it."""
+    for entry in os.scandir(source):
+        dest = target / entry.name
+        if entry.is_dir(follow_symlinks=False) and _is_real_dir(dest):
+            _move_into(Path(entry.path), dest)
+            shutil.copystat(entry.path, dest, follow_symlinks=False)
+            os.rmdir(entry.path)
+            continue
+        if _is_real_dir(dest):
+            shutil.rmtree(dest)
+        elif os.path.lexists(dest):
+            dest.unlink()
+        try:
+            os.rename(entry.path, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # another file system mounted inside the destination
+                raise
+            shutil.move(entry.path, dest)
 
 
 def _pick(snaps: list[Snapshot], wanted: str, policy: str, target: str) -> Snapshot:

@@ -3,19 +3,23 @@
 restic decides what the keep rules keep (`forget --dry-run --json`, one group per
 policy: `--tag policy:NAME --group-by ''`, so snapshots of every level, host and
 path set count together). We only check the plan and then remove exactly the ids it
-named, so nothing is decided twice. restic 0.14 can remove every snapshot of a
-group, hence the refusal of a plan that removes all of a policy's snapshots or more
-than `forget_max_share` of them at once.
+named, so nothing is decided twice. restic's rules know nothing of levels: on top of
+its plan the snapshots the levels need stay (`policies.keep`: the newest full, the
+parent of the next differential), each with its reason. restic 0.14 can remove every
+snapshot of a group, hence the refusal of a plan that removes all of a policy's
+snapshots or more than `forget_max_share` of them at once.
 """
 
 from __future__ import annotations
 
+import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from orchestrator.engine.context import Context
 from orchestrator.engine.due import share_refusal
 from orchestrator.engine.locks import run_lock
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import BusyError, OrchestratorError
 from orchestrator.events import (
     PRUNE_DONE,
     PRUNE_FAILED,
@@ -24,8 +28,17 @@ from orchestrator.events import (
     RETENTION_REFUSED,
     Event,
 )
+from orchestrator.policies.keep import Snap, level_keeps
 from orchestrator.policies.model import Policy, Retention
-from orchestrator.restic import commands
+from orchestrator.restic import commands, features
+from orchestrator.targets import Target
+from orchestrator.verify.media import list_content, pruned_files, snapshot_files
+
+log = logging.getLogger("orchestrator.retention")
+
+# mark: how many files our own forget/prune removed from the media listing since the
+# last media run (the media run reports and clears it)
+MEDIA_ACCEPTED = "media-accepted:"
 
 
 @dataclass
@@ -35,9 +48,12 @@ class ForgetResult:
     dry_run: bool
     keep: list[str] = field(default_factory=list)  # full snapshot ids
     remove: list[str] = field(default_factory=list)
+    # ids restic's rules would have removed, kept for the levels: id -> why
+    reasons: dict[str, str] = field(default_factory=dict)
     removed: bool = False
     refused: str | None = None
     error: str | None = None
+    error_kind: str | None = None  # features.BUSY_KINDS: another live process holds a lock
 
     @property
     def summary(self) -> str:
@@ -46,10 +62,11 @@ class ForgetResult:
             return f"{where}: retention failed: {self.error}"
         if self.refused:
             return f"{where}: retention refused: {self.refused}; nothing removed"
+        kept = "".join(f"; kept {i[:8]}: {why}" for i, why in self.reasons.items())
         if not self.remove:
-            return f"{where}: keep {len(self.keep)}, nothing to remove"
+            return f"{where}: keep {len(self.keep)}, nothing to remove{kept}"
         verb = "removed" if self.removed else "would remove"
-        return f"{where}: keep {len(self.keep)}, {verb} {len(self.remove)}"
+        return f"{where}: keep {len(self.keep)}, {verb} {len(self.remove)}{kept}"
 
 
 def keep_options(retention: Retention) -> list[tuple[str, int]]:
@@ -83,18 +100,29 @@ def forget_policy(
                 plan = commands.forget_plan(
                     ctx.runner, repo, [f"policy:{policy.name}"], keep_options(policy.retention)
                 )
-                result.keep = [s.id for s in plan.keep]
-                result.remove = [s.id for s in plan.remove]
-                total = len(plan.keep) + len(plan.remove)
-                result.refused = share_refusal(total, len(plan.remove), share)
+                decision = level_keeps(
+                    [Snap(s.id, s.time, s.tag("level")) for s in (*plan.keep, *plan.remove)],
+                    {s.id for s in plan.remove},
+                    differential_planned=any(e.level == "differential" for e in policy.schedules),
+                )
+                result.keep, result.remove = list(decision.keep), list(decision.remove)
+                result.reasons = decision.reasons
+                total = len(result.keep) + len(result.remove)
+                result.refused = share_refusal(total, len(result.remove), share)
                 if not dry_run and not result.refused and result.remove:
-                    commands.forget_ids(ctx.runner, repo, result.remove)
+                    with listing_lock(ctx, spec.name):
+                        try:
+                            commands.forget_ids(ctx.runner, repo, result.remove)
+                        finally:  # even a forget that failed half-way removed only these
+                            accept_own_removals(ctx, spec.name, snapshot_files(result.remove))
                     result.removed = True
                     key = f"removed-since-prune:{spec.name}"
                     before = int(ctx.catalog.get_mark(key) or 0)
                     ctx.catalog.set_mark(key, str(before + len(result.remove)), now)
+        except BusyError as exc:
+            result.error, result.error_kind = exc.message, features.BUSY
         except OrchestratorError as exc:
-            result.error = exc.message
+            result.error, result.error_kind = exc.message, getattr(exc, "kind", None)
         if not dry_run:
             _publish(ctx, result)
     return results
@@ -115,22 +143,77 @@ def _publish(ctx: Context, result: ForgetResult) -> None:
             result.summary,
             policy=result.policy,
             target=result.target,
-            details={"removed": result.remove if result.removed else [], "kept": result.keep},
+            details={
+                "removed": result.remove if result.removed else [],
+                "kept": result.keep,
+                "kept_for_levels": result.reasons,
+            },
         )
     )
 
 
+def listing_lock(ctx: Context, target: str) -> AbstractContextManager[None]:
+    """The lock the verification tiers hold on a target (`verify@NAME`): a media run
+    that listed the repository before our forget/prune deleted files must not record
+    that listing after we took them out of it (they would be "missing" next time)."""
+    return run_lock(
+        ctx.config.settings.state_dir / "locks", f"verify@{target}", ctx.host, ctx.clock.now()
+    )
+
+
+def accept_own_removals(ctx: Context, target: str, paths: list[str]) -> None:
+    """Files our own forget/prune removed are not damage: drop them from the media
+    listing (only those paths; any other file gone from it is still reported) and count
+    them for the next media run's report."""
+    if not paths:
+        return
+    accepted = ctx.catalog.accept_media_removals(target, paths)
+    if accepted:
+        key = f"{MEDIA_ACCEPTED}{target}"
+        before = int(ctx.catalog.get_mark(key) or 0)
+        ctx.catalog.set_mark(key, str(before + accepted), ctx.clock.now())
+
+
+def _listing(target: Target, name: str, when: str) -> dict[str, int] | None:
+    try:
+        return list_content(target)
+    except (OSError, OrchestratorError) as exc:
+        log.warning(
+            "target '%s': cannot list the repository %s prune (%s); the media tier will "
+            "report the files prune removed as missing",
+            name,
+            when,
+            exc,
+        )
+        return None
+
+
 def prune_target(ctx: Context, name: str) -> str | None:
-    """`restic prune` on one target; returns the error, or None when it worked."""
+    """`restic prune` on one target; returns the error, or None when it worked.
+
+    When the media tier keeps a listing of the target, the repository is listed right
+    before and right after the prune: the packs and indexes that went in between are
+    ours and accepted (see `pruned_files`)."""
     spec = ctx.config.targets[name]
     now = ctx.clock.now()
     error = None
+    target = None
     try:
-        _, repo = ctx.open_repository(spec)
-        commands.prune(ctx.runner, repo)
+        target, repo = ctx.open_repository(spec)
+        with listing_lock(ctx, name):
+            watch = bool(ctx.catalog.media_files(name))
+            before = _listing(target, name, "before") if watch else None
+            try:
+                commands.prune(ctx.runner, repo)
+            finally:  # a prune that failed half-way may have removed some
+                after = _listing(target, name, "after") if before is not None else None
+                if before is not None and after is not None:
+                    accept_own_removals(ctx, name, pruned_files(before, after))
         ctx.catalog.set_mark(f"removed-since-prune:{name}", None, now)
     except OrchestratorError as exc:
         error = exc.message
+    finally:  # an SFTP connection or S3 client pool must not outlive the prune (the daemon)
+        getattr(target, "close", lambda: None)()
     ctx.events.publish(
         Event(
             PRUNE_FAILED if error else PRUNE_DONE,

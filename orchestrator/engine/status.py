@@ -8,11 +8,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from orchestrator.catalog import RunRecord, SlotRecord, VerificationRecord
 from orchestrator.engine.context import Context
 from orchestrator.policies.model import LEVELS, Policy
 from orchestrator.policies.schedule import Slot, next_slot
+from orchestrator.verify import Damage
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a target is not healthy: `health` is its label, `reason` the text."""
+
+    health: str
+    reason: str
+    tier: str | None = None  # check | subset | media | drill, for verification problems
+
+
+# Worst first: `health` is the label of the worst problem. Damage comes first: a
+# repository that will not restore makes every backup in it worthless.
+SEVERITY = (
+    "damaged",
+    "no backup",
+    "RPO breached",
+    "last run failed",
+    "last run interrupted",
+    "verify failed",
+    "drill failed",
+    "verify overdue",
+    "drill overdue",
+    "last run partial",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +60,9 @@ class TargetStatus:
     # and the runs going on now.
     missed: tuple[SlotRecord, ...] = ()
     running: tuple[RunRecord, ...] = ()
+    # the newest verification and drill outcomes: damaged, failed, overdue
+    check_problems: tuple[Problem, ...] = ()
+    timezone: str = "UTC"  # the config's: times in reasons are shown in it
 
     @property
     def rpo_breached(self) -> bool | None:
@@ -41,16 +71,35 @@ class TargetStatus:
         return self.age_hours is None or self.age_hours > self.rpo_hours
 
     @property
-    def health(self) -> str:
+    def problems(self) -> list[Problem]:
+        """Everything wrong with this policy on this target, worst first."""
+        found = list(self.check_problems)
         if self.newest is None:
-            return "no backup"
-        if self.rpo_breached:
-            return "RPO breached"
-        if self.last_run is not None and self.last_run.outcome in ("failed", "interrupted"):
-            return "last run " + self.last_run.outcome
-        if self.last_run is not None and self.last_run.outcome == "partial":
-            return "last run partial"
-        return "ok"
+            found.append(Problem("no backup", "no good backup on this target yet"))
+        elif self.rpo_breached:
+            found.append(
+                Problem(
+                    "RPO breached",
+                    f"newest good backup is {self.age_hours:.1f} h old, "
+                    f"beyond its RPO of {self.rpo_hours:g} h",
+                )
+            )
+        last = self.last_run
+        if last is not None and last.outcome in ("failed", "interrupted", "partial"):
+            when = last.started_at.astimezone(ZoneInfo(self.timezone))
+            found.append(
+                Problem(
+                    "last run " + last.outcome,
+                    f"last backup ({when:%Y-%m-%d %H:%M %Z}) {last.outcome}"
+                    + (f": {last.message}" if last.message else ""),
+                )
+            )
+        return sorted(found, key=lambda p: SEVERITY.index(p.health))
+
+    @property
+    def health(self) -> str:
+        problems = self.problems
+        return problems[0].health if problems else "ok"
 
 
 def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
@@ -83,6 +132,8 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
                         for r in ctx.catalog.runs(policy=policy.name, target=target, limit=10)
                         if r.outcome == "running"
                     ),
+                    check_problems=check_problems(ctx, policy, target, now),
+                    timezone=tz,
                 )
             )
     return rows
@@ -131,3 +182,72 @@ def _verification_status(ctx: Context, policy: Policy, target: str, now: datetim
         "drill_age_hours": (now - last.started_at).total_seconds() / 3600 if last else None,
         "subset_coverage": cov.describe(subset_runs_since(ctx, target, cov.oldest_read)),
     }
+
+
+FINISHED = ("ok", "damaged", "failed")
+
+
+def check_problems(ctx: Context, policy: Policy, target: str, now: datetime) -> tuple[Problem, ...]:
+    """The newest outcome of each verification tier on the target (any policy's, or none's:
+    they check the one repository) and of the policy's drill there: damaged or failed;
+    and each check the policy configures that is overdue (checks_due.overdue, from the
+    policy's own completed runs, as `run --due` decides what is due)."""
+    from orchestrator.engine.checks_due import DONE_OUTCOMES, overdue, verify_tiers
+    from orchestrator.verify import TIERS
+
+    tz = ctx.config.settings.timezone
+    zone = ZoneInfo(tz)
+    found = []
+    for tier in (*TIERS, "drill"):
+        of = policy.name if tier == "drill" else None
+        newest = ctx.catalog.verifications(
+            target=target, tier=tier, policy=of, outcomes=FINISHED, limit=1
+        )
+        rec = newest[0] if newest else None
+        if rec is None or rec.outcome == "ok":
+            continue
+        when = f"{rec.started_at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+        if rec.outcome == "damaged":
+            lines = [_damage_line(d) for d in rec.damage]
+            more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
+            found.append(
+                Problem(
+                    "damaged", f"{tier} on {when} found damage: {'; '.join(lines[:3])}{more}", tier
+                )
+            )
+        else:
+            label = "drill failed" if tier == "drill" else "verify failed"
+            found.append(
+                Problem(
+                    label,
+                    f"{tier} on {when} could not finish ({rec.error_kind or 'failed'}): "
+                    f"{rec.message}",
+                    tier,
+                )
+            )
+    wanted = [(t, policy.verify.every) for t in verify_tiers(policy)] if policy.verify else []
+    if policy.drill is not None:
+        wanted.append(("drill", policy.drill.every))
+    first = ctx.catalog.oldest_run(policy.name, target) if wanted else None
+    for tier, every in wanted:  # counted as `run --due` counts: the policy's own runs
+        done = ctx.catalog.verifications(
+            target=target, tier=tier, policy=policy.name, outcomes=DONE_OUTCOMES, limit=1
+        )
+        why = overdue(
+            every,
+            done[0].started_at if done else None,
+            first.started_at if first else None,
+            now,
+            tz,
+        )
+        if why is not None:
+            label = "drill overdue" if tier == "drill" else "verify overdue"
+            found.append(Problem(label, f"{tier}: {why}", tier))
+    return tuple(found)
+
+
+def _damage_line(damage: dict) -> str:
+    try:
+        return Damage(**damage).line()
+    except TypeError:  # a record written by another version: show what it has
+        return str(damage.get("message") or damage)

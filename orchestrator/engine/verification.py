@@ -21,7 +21,7 @@ from orchestrator.engine.preflight import ready_repository
 from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, UsageError
 from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, Event
 from orchestrator.policies.model import Policy, TargetSpec
-from orchestrator.restic import commands
+from orchestrator.restic import commands, features
 from orchestrator.verify import TIERS, TierResult, parse_size
 from orchestrator.verify.check import run_check
 from orchestrator.verify.drill import run_drill
@@ -163,6 +163,15 @@ def _media(
         }
     )
     result.message += f"; {cov.percent:.0f}% of the repository's bytes verified so far"
+    # files our own forget/prune removed left the listing then (engine/retention.py)
+    mark = f"media-accepted:{spec.name}"
+    if accepted := int(ctx.catalog.get_mark(mark) or 0):
+        ctx.catalog.set_mark(mark, None, now)
+        result.details["removed_by_own_retention"] = accepted
+        result.message += (
+            f"; {accepted} files removed by our own forget/prune since the last listing "
+            "(not damage)"
+        )
     return result
 
 
@@ -294,10 +303,11 @@ def _fail(ctx: Context, rec: VerificationRecord, kind: str, message: str) -> Non
 
 
 def exit_code_for(records: list[VerificationRecord]) -> ExitCode:
-    """4 any damage; 75 only busy; 1 any other failure; 0 all verified."""
+    """4 any damage; 75 only busy (our run lock or a live restic lock); 1 any other
+    failure; 0 all verified."""
     if any(r.outcome == "damaged" for r in records):
         return ExitCode.DAMAGE
     failed = [r for r in records if r.outcome != "ok"]
-    if failed and all(r.error_kind == BUSY for r in failed):
+    if failed and all(r.error_kind in features.BUSY_KINDS for r in failed):
         return ExitCode.BUSY
     return ExitCode.FAILURE if failed else ExitCode.OK

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import fnmatch
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Callable, Iterable
@@ -44,6 +46,7 @@ from orchestrator.policies.model import (
     TargetSpec,
     VerifySpec,
 )
+from orchestrator.security.secrets import NAME_RULE, valid_name
 
 __all__ = ["load_config", "parse_config"]
 
@@ -51,13 +54,17 @@ T = TypeVar("T")
 Conv = Callable[[object], T]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_SECRET = re.compile(r"secret:[A-Za-z0-9_.-]+")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]i?B?|B)?", re.IGNORECASE)
 _FRACTION = re.compile(r"(\d+)/(\d+)")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
+# Upper bounds: a number beyond them is a typo, and would overflow restic or a timedelta later.
+_MAX_INT = 1_000_000_000
+_MAX_COUNT = 1_000_000  # retention counts
+_MAX_SECONDS = 366 * 86400  # every duration
+_MAX_HOURS = 87_600  # rpo_hours, response hours: ten years
 _TOML_WHERE = re.compile(
     r"(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)"
 )
@@ -100,6 +107,8 @@ _POLICY_KEYS = (
     "verify",
     "drill",
     "rpo_hours",
+    "allow_empty",
+    "min_files_ratio",
 )
 _DATABASE_KEYS = ("kind", "name", "host", "port", "user", "password")
 _RETENTION_KEYS = tuple(f.name for f in dataclasses.fields(Retention))
@@ -128,6 +137,10 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"], str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_toml_problem(path, exc)], str(path)) from None
+    except RecursionError:
+        raise ConfigError(
+            [f"{path}: arrays or tables nested too deeply to read (hundreds of levels)"], str(path)
+        ) from None
     config = parse_config(raw, path)
     return dataclasses.replace(config, sha256=hashlib.sha256(data).hexdigest())
 
@@ -146,6 +159,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     policies = _named_tables(top, "policies", lambda t, n: _policy(t, n, base, names))
     service = _service(top.table("service", ("assign", "response_hours", "notify")))
     access = _access(top.table("access", _ACCESS_KEYS))
+    problems += _state_dir_problems(settings.state_dir)
+    problems += _self_backup_problems(policies, targets)
     if problems:
         raise ConfigError(problems, str(path))
     return Config(
@@ -312,12 +327,11 @@ def _int(value: object) -> int:
     return value
 
 
-def _int_in(low: int, high: int | None = None) -> Conv[int]:
+def _int_in(low: int, high: int = _MAX_INT) -> Conv[int]:
     def conv(value: object) -> int:
         number = _int(value)
-        if number < low or (high is not None and number > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise _Invalid(f"{number} is out of range: must be {bounds}")
+        if not low <= number <= high:
+            raise _Invalid(f"{number} is out of range: must be between {low} and {high}")
         return number
 
     return conv
@@ -326,8 +340,17 @@ def _int_in(low: int, high: int | None = None) -> Conv[int]:
 def _positive_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid(f"expected a number, got {_kind(value)}")
-    if not value > 0:
-        raise _Invalid(f"{value} must be a positive number")
+    if not (value > 0 and math.isfinite(value)) or value > _MAX_HOURS:
+        raise _Invalid(f"{value} must be a positive number of hours up to {_MAX_HOURS}")
+    return float(value)
+
+
+def _ratio(value: object) -> float:
+    """min_files_ratio: a number from 0 (guard off) to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number from 0 to 1, got {_kind(value)}")
+    if not 0 <= value <= 1:
+        raise _Invalid(f"{value} must be from 0 (guard off) to 1")
     return float(value)
 
 
@@ -367,8 +390,8 @@ def _secret_ref(value: object) -> str:
     text = _str(value)
     if not text.startswith("secret:"):
         raise _Invalid("must be a reference like 'secret:NAME', not a value")
-    if not _SECRET.fullmatch(text):
-        raise _Invalid("the NAME of a 'secret:NAME' reference may hold only A-Z a-z 0-9 _ . -")
+    if not valid_name(text.removeprefix("secret:")):
+        raise _Invalid(f"the NAME of a 'secret:NAME' reference {NAME_RULE}")
     return text
 
 
@@ -392,13 +415,19 @@ def _duration_seconds(value: object) -> int:
     if not text or not match:
         raise _Invalid(f"'{text}' is not a duration like '1h', '30m' or '90s'")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return _bounded_seconds(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def _bounded_seconds(seconds: int) -> int:
+    if seconds > _MAX_SECONDS:
+        raise _Invalid(f"{seconds} seconds is too long: at most 366 days")
+    return seconds
 
 
 def _grace_minutes(value: object) -> int:
     """misfire_grace: a duration string or an integer number of minutes."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return _int_in(0)(value)
+        return _int_in(0, _MAX_SECONDS // 60)(value)
     seconds = _duration_seconds(value)
     if seconds % 60:
         raise _Invalid(f"'{value}' is not a whole number of minutes")
@@ -408,7 +437,7 @@ def _grace_minutes(value: object) -> int:
 def _timeout_seconds(value: object) -> int:
     """timeout: a duration string or an integer number of seconds, above zero."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    seconds = cast(int, value) if is_int else _duration_seconds(value)
+    seconds = _bounded_seconds(cast(int, value)) if is_int else _duration_seconds(value)
     if seconds <= 0:
         raise _Invalid("must be longer than zero")
     return seconds
@@ -507,12 +536,12 @@ def _settings(table: _Table | None, base: Path) -> Settings:
     return Settings(
         state_dir=table.get_or("state_dir", _path_under(base), defaults.state_dir),
         timezone=table.get_or("timezone", _timezone, defaults.timezone),
-        max_parallel=table.get_or("max_parallel", _int_in(1), defaults.max_parallel),
+        max_parallel=table.get_or("max_parallel", _int_in(1, 64), defaults.max_parallel),
         misfire_grace_minutes=table.get_or(
             "misfire_grace", _grace_minutes, defaults.misfire_grace_minutes
         ),
         max_full_interval_days=table.get_or(
-            "max_full_interval_days", _int_in(1), defaults.max_full_interval_days
+            "max_full_interval_days", _int_in(1, 3660), defaults.max_full_interval_days
         ),
         restic_binary=table.get_or("restic_binary", _nonempty_str, defaults.restic_binary),
         timeout_seconds=table.get_or("timeout", _timeout_seconds, defaults.timeout_seconds),
@@ -527,7 +556,7 @@ def _settings(table: _Table | None, base: Path) -> Settings:
 def _backoff_seconds(value: object) -> int:
     """retry_backoff: a duration string or an integer number of seconds (0 allowed)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return _int_in(0)(value)
+        return _int_in(0, _MAX_SECONDS)(value)
     return _duration_seconds(value)
 
 
@@ -605,6 +634,8 @@ def _policy(table: _Table, name: str, base: Path, targets: tuple[str, ...]) -> P
         verify=_verify(table.table("verify", _VERIFY_KEYS)),
         drill=_drill(table.table("drill", _DRILL_KEYS)),
         rpo_hours=table.get("rpo_hours", _positive_number),
+        allow_empty=table.get_or("allow_empty", _bool, False),
+        min_files_ratio=table.get_or("min_files_ratio", _ratio, 0.5),
     )
 
 
@@ -691,7 +722,7 @@ def _calendar_entry(table: _Table, period: str) -> ScheduleEntry | None:
 def _retention(table: _Table | None) -> Retention:
     if table is None:
         return Retention()
-    return Retention(**{key: table.get(key, _int_in(0)) for key in _RETENTION_KEYS})
+    return Retention(**{key: table.get(key, _int_in(0, _MAX_COUNT)) for key in _RETENTION_KEYS})
 
 
 def _verify(table: _Table | None) -> VerifySpec | None:
@@ -712,7 +743,7 @@ def _drill(table: _Table | None) -> DrillSpec | None:
         every=table.get_or("every", _every, DrillSpec.every),
         sample_files=table.get("sample_files", _int_in(1)),
         sample_bytes=table.get("sample_bytes", _size),
-        rto_minutes=table.get("rto_minutes", _int_in(1)),
+        rto_minutes=table.get("rto_minutes", _int_in(1, _MAX_SECONDS // 60)),
         check_sql=table.get("check_sql", _nonempty_str),
     )
 
@@ -746,3 +777,49 @@ def _access(table: _Table | None) -> AccessSettings:
     return AccessSettings(
         **{key: table.get_or(key, _strings, getattr(defaults, key)) for key in _ACCESS_KEYS}
     )
+
+
+# --------------------------------------------------------------------------- the file system
+
+
+def _state_dir_problems(state_dir: Path) -> list[str]:
+    """state_dir (or the nearest part of it that exists) must be a directory."""
+    for path in (state_dir, *state_dir.parents):
+        if path.exists():
+            if path.is_dir():
+                return []
+            return [f"orchestrator.state_dir: {path} is a file, not a directory"]
+    return []
+
+
+def _self_backup_problems(policies: dict[str, Policy], targets: dict[str, TargetSpec]) -> list[str]:
+    """A local repository inside one of its own policy's sources would back itself up."""
+    problems = []
+    for policy in policies.values():
+        for name in (*policy.targets, *policy.copy_to):
+            spec = targets.get(name)
+            if not isinstance(spec, LocalTargetSpec):
+                continue
+            repo = spec.path.resolve()
+            for i, source in enumerate(policy.sources):
+                if repo.is_relative_to(source.resolve()) and not _excluded(repo, policy.exclude):
+                    problems.append(
+                        f"policies.{policy.name}.sources[{i}]: holds the repository of target "
+                        f"'{name}' ({repo}): it would back itself up; move the repository "
+                        f"or add '{repo}' to exclude"
+                    )
+    return problems
+
+
+def _excluded(path: Path, patterns: Iterable[str]) -> bool:
+    """Whether an exclude pattern covers `path` or a folder above it (close to restic's
+    rules: an absolute pattern matches from the root, another one any trailing part)."""
+    for place in (path, *path.parents):
+        tails = ["/".join(place.parts[i:]) for i in range(1, len(place.parts))]
+        for pattern in (p.rstrip("/") for p in patterns):
+            if pattern.startswith("/"):
+                if fnmatch.fnmatchcase(str(place), pattern):
+                    return True
+            elif any(fnmatch.fnmatchcase(tail, pattern) for tail in tails):
+                return True
+    return False

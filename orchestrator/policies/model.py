@@ -150,6 +150,11 @@ class Policy:
     rpo_hours: float | None = None
     # Targets that get a `restic copy` of each new snapshot (backed up once, copied after).
     copy_to: tuple[str, ...] = ()
+    # A run whose sources hold no files fails (source_empty) unless this is true.
+    allow_empty: bool = False
+    # A run with fewer files than this share of the previous good snapshot's fails
+    # (source_shrunk); 0 turns the guard off.
+    min_files_ratio: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from orchestrator.errors import ResticError
 from orchestrator.restic import features
-from orchestrator.restic.runner import Completed, Repository, Runner, last_error_line
+from orchestrator.restic.runner import (
+    Completed,
+    Repository,
+    Runner,
+    last_error_line,
+    message_lines,
+)
 
 log = logging.getLogger("orchestrator.restic")
 
@@ -83,6 +89,8 @@ class BackupSummary:
     bytes_total: int = 0
     seconds: float = 0.0
     errors: tuple[str, ...] = field(default_factory=tuple)
+    # Errors about the repository, not a source file: a parent tree restic cannot load.
+    repository_errors: tuple[str, ...] = field(default_factory=tuple)
 
 
 def parse_time(text: str) -> datetime:
@@ -92,12 +100,20 @@ def parse_time(text: str) -> datetime:
 
 
 def fail(repo: Repository, what: str, result: Completed) -> ResticError:
-    """One sentence naming the target and what restic said."""
+    """One sentence naming the target and what restic said.
+
+    A lock names its holder as restic reports it; a failure in which restic says the
+    repository lacks or garbles data becomes kind `repository_damaged`, naming the
+    repository (never a source) with restic's own line, never a Go stack frame."""
     where = f"target '{repo.label}'" if repo.label else repo.url
-    detail = _KIND_TEXT.get(result.kind or "", last_error_line(result.stderr))
-    return ResticError(
-        f"{where}: {what} failed: {detail}", result.kind or "fatal", result.returncode
-    )
+    kind = result.kind or features.FATAL
+    detail = _KIND_TEXT.get(kind, last_error_line(result.stderr))
+    if kind == features.LOCKED and (holder := features.lock_holder(result.stderr)):
+        detail = f"{detail}: {holder}"
+    if kind == features.FATAL and (damage := features.damage_line(message_lines(result.stderr))):
+        kind = features.REPOSITORY_DAMAGED
+        detail = f"the repository is damaged: {damage}"
+    return ResticError(f"{where}: {what} failed: {detail}", kind, result.returncode)
 
 
 _KIND_TEXT = {
@@ -173,6 +189,7 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
     restic prints its JSON `error` messages on stderr, so both streams are read."""
     summary: dict | None = None
     errors: list[str] = []
+    repository_errors: list[str] = []
     for line in [*stdout.splitlines(), *stderr.splitlines()]:
         line = line.strip()
         if not line.startswith("{"):
@@ -186,7 +203,10 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
         elif msg.get("message_type") == "error":
             err = msg.get("error") or {}
             path = msg.get("item") or (err.get("Path") if isinstance(err, dict) else None)
-            errors.append(f"{path or '?'}: {_error_text(err)}")
+            if _about_repository(msg, err):
+                repository_errors.append(_error_text(err) if err else _PARENT_TREE)
+            else:
+                errors.append(f"{path or '?'}: {_error_text(err)}")
     for line in stderr.splitlines():
         if line.startswith("error: "):
             errors.append(line.removeprefix("error: ").strip())
@@ -202,7 +222,22 @@ def parse_backup_output(stdout: str, stderr: str) -> BackupSummary | None:
         bytes_total=summary.get("total_bytes_processed", 0),
         seconds=summary.get("total_duration", 0.0),
         errors=tuple(dict.fromkeys(errors)),
+        repository_errors=tuple(dict.fromkeys(repository_errors)),
     )
+
+
+_PARENT_TREE = "restic cannot load its tree (restic 0.14 gives no reason)"
+
+
+def _about_repository(msg: dict, err: object) -> bool:
+    """An error of `backup --json` that is about the repository, not a source file: restic
+    0.15+ says so in its text ("tree ... is not known; the repository could be damaged");
+    restic 0.14 gives no text, but its item is "/", the root of the parent snapshot's
+    tree, which no source file is (restic's sources are absolute paths below it)."""
+    text = _error_text(err) if err else ""
+    if features.damage_line([text]):
+        return True
+    return msg.get("item") == "/" and msg.get("during") == "archival" and not err
 
 
 def _error_text(err: object) -> str:
@@ -237,7 +272,18 @@ def restore(
         args.append("--verify")
     result = runner.run(repo, args)
     if not result.ok:
-        raise fail(repo, "restore", result)
+        # 'There were 2 errors' says nothing: show restic's own lines naming file and reason.
+        err = fail(repo, "restore", result)
+        why = [
+            ln.strip().removeprefix("ignoring error for ")
+            for ln in result.stderr.splitlines()
+            if ln.startswith("ignoring error for ")
+        ]
+        more = f" (and {len(why) - 3} more)" if len(why) > 3 else ""
+        if why:
+            text = f"{err.message}: {'; '.join(why[:3])}{more}"
+            err = ResticError(text, err.kind, err.returncode)
+        raise err
     return result
 
 
@@ -287,15 +333,32 @@ def check(
     return CheckResult(result, parse_check_problems(result.stdout + "\n" + result.stderr))
 
 
+# Lines of `check` that are no damage: restic itself calls unindexed packs non-critical
+# (0.14 lists them, 0.18 only counts them; both exit 0 when nothing else is wrong), and
+# 0.18 closes with a pointer to its troubleshooting guide.
+_CHECK_NOT_DAMAGE = (
+    "not referenced in any index",
+    "additional files were found in the repo",
+    "this is non-critical",
+    "the repository is damaged and must be repaired",
+    "fatal: repository contains errors",
+)
+
+
 def parse_check_problems(text: str) -> tuple[str, ...]:
-    """The lines of `check` output that report damage, without progress chatter."""
-    problems = []
-    for line in text.splitlines():
-        line = line.strip()
+    """The lines of `check` output that report damage, without progress chatter or what
+    restic calls non-critical. An indented line continues the problem above it
+    (`error for tree 15086b18:` / `  id ... not found in repository`)."""
+    problems: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
         low = line.lower()
         if not line or any(low.startswith(n) for n in _CHECK_NOISE):
             continue
-        if low.startswith("fatal: repository contains errors"):
+        if any(n in low for n in _CHECK_NOT_DAMAGE):
+            continue
+        if raw[:1] in (" ", "\t") and problems and problems[-1].endswith(":"):
+            problems[-1] = f"{problems[-1]} {line}"
             continue
         problems.append(line)
     return tuple(dict.fromkeys(problems))
@@ -403,29 +466,56 @@ def prune(runner: Runner, repo: Repository) -> Completed:
     return result
 
 
-def unlock_stale(runner: Runner, repo: Repository) -> Completed:
+def list_locks(runner: Runner, repo: Repository) -> set[str] | None:
+    """The ids of the repository's lock files; None when restic could not list them.
+    `--no-lock`: listing must not itself wait for, or add to, the locks it counts."""
+    result = runner.run(repo, ["--no-lock", "list", "locks"])
+    if not result.ok:
+        return None
+    return {ln.strip() for ln in result.stdout.splitlines() if _HEX64.fullmatch(ln.strip())}
+
+
+def unlock_stale(runner: Runner, repo: Repository) -> int:
     """`restic unlock` without --remove-all removes only locks restic itself judges stale
-    (its process gone on this host, or older than 30 minutes): never a live run's lock."""
+    (its process gone on this host, or older than 30 minutes): never a live run's lock.
+
+    Returns how many locks it removed, counted by listing the locks before and after:
+    restic 0.14 prints "successfully removed locks" even when it removed none."""
+    before = list_locks(runner, repo)
     result = runner.run(repo, ["unlock"])
     if not result.ok:
         raise fail(repo, "removing stale locks", result)
-    return result
+    after = list_locks(runner, repo)
+    if before is None or after is None:
+        return 0
+    return len(before - after)
 
 
 def run_exclusive(runner: Runner, repo: Repository, args: list[str]) -> Completed:
     """Run a command that needs an exclusive lock; if a lock stops it, remove the *stale*
-    ones (a crashed backup's) and try once more. A live run's lock stays and wins."""
+    ones (a crashed backup's) and, only when some were removed, try once more. A live
+    run's lock stays and wins: the caller reports `locked` (exit 75)."""
     result = runner.run(repo, args)
     if result.kind != features.LOCKED:
         return result
-    unlocked = runner.run(repo, ["unlock"])
-    if not unlocked.ok:
+    where = repo.label or repo.url
+    try:
+        removed = unlock_stale(runner, repo)
+    except ResticError:
+        return result
+    if not removed:
+        log.warning(
+            "target '%s': %s is blocked by a live restic lock (%s); no stale lock to remove",
+            where,
+            args[0],
+            features.lock_holder(result.stderr) or "holder not reported",
+        )
         return result
     log.warning(
-        "target '%s': %s was blocked by a lock; removed stale restic locks (%s) and retried",
-        repo.label or repo.url,
+        "target '%s': %s was blocked by a lock; removed %d stale restic lock(s) and retried",
+        where,
         args[0],
-        last_error_line(unlocked.stdout + unlocked.stderr),
+        removed,
     )
     return runner.run(repo, args)
 

@@ -18,13 +18,21 @@ LOCKED = "locked"
 DISK_FULL = "disk_full"
 REPOSITORY_NOT_DIRECTORY = "repository_not_directory"
 SOURCE_MISSING = "source_missing"
+# The orchestrator's own kinds for the data-loss guards (engine/repository.py, engine/backup.py).
+REPOSITORY_MISSING = "repository_missing"  # the catalog saw snapshots there; now nothing
+SOURCE_EMPTY = "source_empty"  # the sources hold no files (an unmounted mount point?)
+SOURCE_SHRUNK = "source_shrunk"  # far fewer files than the previous good snapshot
 PARTIAL = "partial"
 INTERRUPTED = "interrupted"
 TIMEOUT = "timeout"
 NETWORK = "network"
 FATAL = "fatal"
+REPOSITORY_DAMAGED = "repository_damaged"  # restic says the repository lacks or garbles data
+BUSY = "busy"  # our own run lock (state_dir/locks) is held
 
 TRANSIENT_KINDS = frozenset({LOCKED, NETWORK, TIMEOUT})
+# Another live process holds a lock: exit 75, try later (restic's lock or ours).
+BUSY_KINDS = frozenset({LOCKED, BUSY})
 
 
 @dataclass(frozen=True)
@@ -139,3 +147,38 @@ def _exit_error_message(line: str) -> str | None:
     if not isinstance(msg, dict) or msg.get("message_type") != "exit_error":
         return None
     return str(msg.get("message") or f"restic exited {msg.get('code', '?')}")
+
+
+# What restic says when the repository itself lacks or garbles data (lower-cased text):
+# a deleted index gives "id ... not found in repository" (0.14) and, in backup, "tree ...
+# is not known; the repository could be damaged" (0.18).
+_DAMAGE_PATTERNS = (
+    "not found in repository",
+    "could be damaged",
+    "is damaged",
+    "ciphertext verification failed",
+    "invalid data returned",
+    "repository contains errors",
+)
+
+
+def damage_line(lines: list[str]) -> str | None:
+    """The first of restic's message lines saying the repository is damaged, if any."""
+    for line in lines:
+        low = line.lower()
+        if any(p in low for p in _DAMAGE_PATTERNS):
+            return line
+    return None
+
+
+_LOCK_HOLDER = re.compile(r"locked (exclusively )?by PID (\d+) on (\S+) by (\S+)")
+
+
+def lock_holder(stderr: str) -> str | None:
+    """Who holds the lock restic ran into, as restic reports it (0.14 and 0.18 alike)."""
+    match = _LOCK_HOLDER.search(stderr)
+    if not match:
+        return None
+    exclusive, pid, host, user = match.groups()
+    kind = "an exclusive lock" if exclusive else "a lock"
+    return f"{kind} held by PID {pid} on host {host} (user {user})"

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -76,11 +78,62 @@ def mask(text: str, secrets: Iterable[str]) -> str:
 
 
 def last_error_line(stderr: str) -> str:
-    """restic's most telling line: the last 'Fatal:' one, else the last non-empty one."""
-    lines = [ln.strip() for ln in features.plain_errors(stderr).splitlines() if ln.strip()]
+    """restic's most telling line: the last 'Fatal:' one, else the last non-empty one that
+    is neither part of a Go stack trace (restic 0.14 prints one after `id ... not found in
+    repository`) nor restic's advice about `unlock`. A panic is named as a crash."""
+    lines = message_lines(stderr)
+    panic = [ln for ln in lines if ln.startswith("panic: ")]
+    if panic:
+        return "restic crashed: " + panic[0].removeprefix("panic: ")
     fatal = [ln for ln in lines if ln.startswith("Fatal:")]
     chosen = fatal[-1] if fatal else (lines[-1] if lines else "no output")
     return chosen.removeprefix("Fatal: ")
+
+
+# Follow-up lines of restic's lock message (the holder is on the line before them).
+_ADVICE = (
+    "the `unlock` command can be used to remove stale locks",
+    "storage ID ",
+    "lock was created at ",
+)
+
+
+def message_lines(stderr: str) -> list[str]:
+    """restic's message lines, stripped, without Go stack frames and advice.
+
+    restic 0.17+ with `--json` wraps its last error in an `exit_error` document: its
+    message counts as lines of its own."""
+    raw: list[str] = []
+    for line in stderr.splitlines():
+        if line.startswith("{") and "exit_error" in line:
+            with contextlib.suppress(ValueError, AttributeError):
+                doc = json.loads(line)
+                if doc.get("message_type") == "exit_error":
+                    raw += str(doc.get("message", "")).splitlines()
+                    continue
+        raw.append(line)
+    kept = []
+    for i, line in enumerate(raw):
+        following = raw[i + 1] if i + 1 < len(raw) else ""
+        if _is_stack_frame(line, following) or line.strip().startswith(_ADVICE) or not line.strip():
+            continue
+        kept.append(line.strip())
+    return kept
+
+
+def _is_stack_frame(line: str, following: str) -> bool:
+    """A Go stack trace line: `\tfile.go:12 +0x1f`, `goroutine 1 [running]:`, or a
+    function name (no spaces) whose next line is its tab-indented file position."""
+    stripped = line.strip()
+    return (
+        line.startswith("\t")
+        or stripped.startswith("goroutine ")
+        or bool(_GO_FILE_POSITION.search(stripped))
+        or (following.startswith("\t") and " " not in stripped)
+    )
+
+
+_GO_FILE_POSITION = re.compile(r"\.(go|s):\d+( \+0x[0-9a-f]+)?$")
 
 
 class Runner:

@@ -8,16 +8,24 @@ others could read is refused rather than used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets as _random
 import stat
+import tempfile
 from pathlib import Path
 
 from orchestrator.errors import SecretError
 
 PREFIX = "secret:"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RULE = "starts with a letter or digit, holds only A-Z a-z 0-9 _ . - and no '..'"
+
+
+def valid_name(name: str) -> bool:
+    """A secret's name is a file name in the store: never '.', '..' or a path."""
+    return bool(_NAME.fullmatch(name)) and ".." not in name
 
 
 def env_name(name: str) -> str:
@@ -25,9 +33,12 @@ def env_name(name: str) -> str:
 
 
 def secret_name(reference: str) -> str:
-    if not reference.startswith(PREFIX) or not _NAME.match(reference[len(PREFIX) :]):
+    if not reference.startswith(PREFIX):
         raise SecretError("a secret must be a reference like 'secret:NAME'")
-    return reference[len(PREFIX) :]
+    name = reference[len(PREFIX) :]
+    if not valid_name(name):
+        raise SecretError(f"secret name '{name}' is not valid: a name {NAME_RULE}")
+    return name
 
 
 class SecretStore:
@@ -53,7 +64,11 @@ class SecretStore:
                 f"secret file {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
                 "run 'chmod 600' on it"
             )
-        value = path.read_text().rstrip("\n")
+        try:
+            value = path.read_text().rstrip("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise SecretError(f"secret '{name}': cannot read {path}: {why}") from None
         if not value:
             raise SecretError(f"secret '{name}' is empty in {path}")
         return value
@@ -63,17 +78,27 @@ class SecretStore:
         return bool(os.environ.get(env_name(name))) or (self.dir / name).exists()
 
     def set(self, name: str, value: str) -> Path:
-        """Write atomically with mode 0600 from the start (never briefly world-readable)."""
+        """Write atomically with mode 0600 from the start (never briefly world-readable);
+        the temporary file holding the value is removed whatever fails."""
         secret_name(PREFIX + name)
         if not value:
             raise SecretError(f"secret '{name}': refusing to store an empty value")
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.dir / name
-        tmp = self.dir / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value + "\n")
-        os.replace(tmp, path)
+        tmp: str | None = None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.dir)
+            with os.fdopen(fd, "w") as fh:  # mkstemp creates it 0600
+                fh.write(value + "\n")
+            os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise SecretError(f"secret '{name}': cannot store it in {self.dir}: {why}") from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         return path
 
     def names(self) -> list[str]:

@@ -180,7 +180,18 @@ def run_drill(
     result = TierResult(tier="drill")
     started = time.monotonic()
     try:
-        nodes, ls_run = commands.ls(runner, repo, snapshot.id)
+        try:
+            nodes, ls_run = commands.ls(runner, repo, snapshot.id)
+        except ResticError as exc:
+            if exc.kind != features.REPOSITORY_DAMAGED:
+                raise  # could not run (locked, password, network): a failure, not damage
+            # restic lists the snapshot but cannot read its file list: nothing restores.
+            result.damage.append(Damage(RESTORE_ERROR, None, exc.message))
+            result.message = (
+                f"drill of snapshot {snapshot.short_id}: its file list cannot be read, "
+                "the repository is damaged"
+            )
+            return result  # no details: nothing was sampled, restored or measured
         files = {n.path: n for n in nodes if n.type == "file"}
         sizes = {p: n.size for p, n in files.items()}
         recent = recently_drilled(previous_samples, set(sizes))
@@ -202,7 +213,7 @@ def run_drill(
         except CancelledError:
             raise
         except ResticError as exc:
-            if exc.kind not in (features.FATAL, features.PARTIAL):
+            if exc.kind not in (features.FATAL, features.PARTIAL, features.REPOSITORY_DAMAGED):
                 raise  # could not run (locked, password, network): a failure, not damage
             result.damage.append(Damage(RESTORE_ERROR, None, exc.message))
         restore_seconds = time.monotonic() - restore_started

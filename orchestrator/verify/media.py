@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,24 @@ def is_content_name(path: str) -> bool:
 def vanished(previous: Mapping[str, int], current: Mapping[str, int]) -> list[str]:
     """Files of the last listing that are gone now."""
     return sorted(set(previous) - set(current))
+
+
+# What restic's prune deletes: packs and indexes (snapshots go by forget, keys never).
+PRUNED_FOLDERS = ("data/", "index/")
+
+
+def snapshot_files(ids: Iterable[str]) -> list[str]:
+    """The repository files restic's forget deletes for these full snapshot ids."""
+    return [f"snapshots/{i}" for i in ids]
+
+
+def pruned_files(before: Mapping[str, int], after: Mapping[str, int]) -> list[str]:
+    """Packs and indexes listed right before our prune and gone right after it: ours.
+
+    A file already gone before the prune began is not in `before`, so a deletion by
+    anyone else before our prune stays damage; only a deletion during the prune itself
+    cannot be told apart by listings."""
+    return sorted(p for p in set(before) - set(after) if p.startswith(PRUNED_FOLDERS))
 
 
 def plan_budget(

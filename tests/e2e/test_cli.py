@@ -61,15 +61,26 @@ def test_design_example_validates() -> None:
 
 
 def test_demo_runs_a_month_restores_and_shows_status(restic_bin: str, tmp_path: Path) -> None:
+    """Also item 13: `demo --json` prints one JSON document (the tour's text inside)."""
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "demo", "--workdir", str(tmp_path / "demo")],
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "demo",
+            "--json",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
         capture_output=True,
         text=True,
         check=False,
         timeout=240,
     )
     assert result.returncode == 0, result.stderr
-    out = result.stdout
+    doc = json.loads(result.stdout)
+    assert doc["command"] == "demo" and doc["kept"] is True
+    out = doc["output"]
     for level in ("full", "differential", "incremental"):
         assert level in out
     assert "content identical" in out

@@ -195,11 +195,12 @@ def test_a_week_with_a_crash_and_two_days_down(workspace: Workspace) -> None:
         ws.orc("run", "--due", "--now", f"2026-03-0{day}T01:00")
 
     # once: Wed (interrupted), Thu, Fri missed, caught up by Sat's on-time run; retention
-    # (daily = 3) then keeps the three newest days. all: every slot ran once. skip: none late.
+    # (daily = 3) then keeps the three newest days and Monday's, the only full (issue 14
+    # item 5: the next differential's parent). all: every slot ran once. skip: none late.
     snaps = restic_snapshots(ws.repo)
-    assert by_policy(ws.repo) == {"once": 3, "all": 7, "skip": 4}
+    assert by_policy(ws.repo) == {"once": 4, "all": 7, "skip": 4}
     once_days = sorted(s["time"][:10] for s in snaps if tag(s, "policy") == "once")
-    assert once_days == ["2026-03-03", "2026-03-07", "2026-03-08"]
+    assert once_days == ["2026-03-02", "2026-03-03", "2026-03-07", "2026-03-08"]
     states = slots(ws)
     assert len(states) == 21  # 3 policies x 7 days, each decided exactly once
     for d in range(2, 9):
@@ -229,7 +230,7 @@ def test_a_week_with_a_crash_and_two_days_down(workspace: Workspace) -> None:
     ).fetchall()
     interrupted = db.execute("SELECT count(*) FROM runs WHERE outcome = 'interrupted'").fetchone()
     db.close()
-    assert len({k for k, _ in rows}) == len(rows) == 7 + 7 + 4 - 3  # 3 "once" forgotten later
+    assert len({k for k, _ in rows}) == len(rows) == 7 + 7 + 4 - 3  # "once" missed 3 slots
     assert interrupted[0] == 3
     no_stale_locks(ws)
     status = ws.orc_json("status", "--now", "2026-03-08T02:00")
@@ -326,8 +327,8 @@ def test_daemon_sigterm_mid_backup_records_the_interrupted_slot(workspace: Works
 def test_forget_plans_first_and_refuses_too_much(workspace: Workspace) -> None:
     ws = workspace
     ws.write_policies(HEAD + policy("keep", "once", "retention = { last = 1 }"))
-    for day in (2, 3, 4):
-        ws.orc("backup", "keep", "--now", f"2026-03-0{day}T01:00")
+    for day in (2, 3, 4):  # fulls: the newest full is the newest (item 5 keeps it anyway)
+        ws.orc("backup", "keep", "--level", "full", "--now", f"2026-03-0{day}T01:00")
     plan = ws.orc_json("forget", "keep", "--dry-run")
     (result,) = plan["results"]
     assert len(result["keep"]) == 1 and len(result["remove"]) == 2

@@ -292,6 +292,74 @@ def test_secrets_never_reach_output(remote: Remote, workspace: Workspace) -> Non
         assert secret not in result.stdout + result.stderr
 
 
+# A stand-in for restic that does what a careless restic error could do: echo the
+# repository password (read from its pipe) and the S3 secret key (from its environment)
+# in its error message, and in what it prints on stdout. The subject under test is our
+# masking, not restic, so a script is the honest tool here.
+LEAKY_RESTIC = """#!/bin/sh
+if [ "$1" = version ]; then echo "restic 0.14.0 compiled with go1.19.8 on linux/amd64"; exit 0; fi
+pw=$(cat "$RESTIC_PASSWORD_FILE")
+if [ -n "$RESTIC_FROM_PASSWORD_FILE" ]; then pw="$pw' from '$(cat "$RESTIC_FROM_PASSWORD_FILE")"; fi
+echo "{\\"password\\": \\"$pw\\", \\"key\\": \\"$AWS_SECRET_ACCESS_KEY\\"}"
+echo "Fatal: cannot open repository: password '$pw', secret key '$AWS_SECRET_ACCESS_KEY'" >&2
+exit 1
+"""
+
+
+def test_secrets_echoed_by_restic_are_masked(remote: Remote, workspace: Workspace) -> None:
+    """item 14: when restic's own output carries the password or the S3 secret key, they
+    reach neither our output (-vv log, error line, --json) nor the catalog: each shows
+    as ***. With mask() a no-op this test fails (the secret is really in restic's text)."""
+    leaky = workspace.root / "leaky-restic"
+    leaky.write_text(LEAKY_RESTIC)
+    leaky.chmod(0o755)
+    text = workspace.config.read_text()
+    workspace.config.write_text(
+        text.replace("[orchestrator]\n", f'[orchestrator]\nrestic_binary = "{leaky}"\n', 1)
+    )
+    result = workspace.orc("-vv", "backup", "files", check=1, timeout=120)
+    as_json = workspace.orc("--json", "backup", "files", check=1, timeout=120)
+    catalog = b"".join(p.read_bytes() for p in workspace.catalog.parent.glob("catalog.sqlite*"))
+    outputs = (result.stdout + result.stderr + as_json.stdout + as_json.stderr).encode()
+    secrets = [PASSWORD] + ([S3_SECRET] if remote.kind == "s3" else [])
+    for secret in secrets:
+        assert secret.encode() not in outputs + catalog
+    line = one_line(result.stderr)
+    assert f"files@{remote.name}" in line
+    assert "password '***'" in line  # restic's text did reach us, masked
+    if remote.kind == "s3":
+        assert "secret key '***'" in line
+
+
+def test_every_runner_path_masks_what_restic_echoes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """item 14: `run`, `stream` (dump) and a copy's second password: restic's echo of any
+    secret is masked in what the runner returns and logs, and in the error it raises."""
+    from orchestrator.errors import ResticError
+    from orchestrator.restic import commands
+    from orchestrator.restic.runner import Repository, Runner
+
+    leaky = tmp_path / "leaky-restic"
+    leaky.write_text(LEAKY_RESTIC)
+    leaky.chmod(0o755)
+    runner = Runner(str(leaky))
+    dest = Repository(
+        str(tmp_path / "dest"), PASSWORD, "dest", env={"AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    )
+    source = Repository(str(tmp_path / "src"), "the source's own password", "src")
+    caplog.set_level("DEBUG", logger="orchestrator")
+    ran = runner.run(dest, ["snapshots"])
+    streamed = runner.stream(dest, ["dump", "latest", "/a"], lambda _chunk: None)
+    with pytest.raises(ResticError) as copied:
+        commands.copy(runner, dest, source, ["abc"])
+    seen = [ran.stderr, streamed.stderr, copied.value.message, caplog.text]
+    for secret in (PASSWORD, S3_SECRET, "the source's own password"):
+        assert all(secret not in text for text in seen), secret
+    assert "password '***'" in ran.stderr and "password '***'" in streamed.stderr
+    assert "password '***' from '***'" in copied.value.message
+
+
 def test_target_check_reports_each_fact(remote: Remote, workspace: Workspace) -> None:
     result = workspace.orc("target", "check")
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith(remote.name))

@@ -17,6 +17,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,31 @@ def test_drill_report(remote: Store, workspace: Workspace) -> None:
     assert d["rto_met"] is True
     assert list((workspace.root / "var" / "drills").iterdir()) == []
     assert "last good drill" in workspace.orc("status").stdout
+
+
+def test_item4_own_forget_and_prune_are_not_damage(remote: Store, workspace: Workspace) -> None:
+    """Issue 14 item 4 on SFTP and S3: the snapshot file our forget removed and the packs
+    and indexes our prune removed are not reported missing; a pack deleted behind our
+    back afterwards is."""
+    ws = workspace
+    ws.config.write_text(ws.config.read_text() + "retention = { last = 1 }\n")
+    media(ws, check=0)  # the listing
+    first = remote.files("snapshots")
+    (ws.data / "big.bin").unlink()  # its pack becomes garbage once the first is forgotten
+    ws.orc("backup", "files", "--level", "full")
+    before = {f: s for d in ("data", "index", "snapshots") for f, s in remote.files(d).items()}
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT01:30")
+    out = ws.orc_json("run", "--due", "--now", tomorrow)  # backup, checks, forget, prune
+    assert [len(r["remove"]) for r in out["retention"]] == [1], out["retention"]
+    assert out["prunes"] == [{"target": remote.name, "error": None}]
+    after = {f: s for d in ("data", "index", "snapshots") for f, s in remote.files(d).items()}
+    gone = set(before) - set(after)
+    assert set(first) <= gone and any(p.startswith(("data/", "index/")) for p in gone), gone
+
+    doc, _ = media(ws, check=0)
+    assert damage_of(doc) == []
+    assert "removed by our own forget/prune" in doc["verifications"][0]["message"]
+    pack = remote.largest("data")
+    remote.delete(pack)
+    doc, _ = media(ws, check=4)
+    assert [(d["kind"], d["path"]) for d in damage_of(doc)] == [("missing", pack)]

@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.engine.checks_due import CheckJob, LastCheck, checks_due, is_due, verify_tiers
+from orchestrator.engine.checks_due import (
+    CheckJob,
+    LastCheck,
+    checks_due,
+    is_due,
+    overdue,
+    verify_tiers,
+)
 from orchestrator.policies.model import DrillSpec, Policy, ScheduleEntry, VerifySpec
 from orchestrator.policies.schedule import cron_fired
 
@@ -123,3 +130,44 @@ def test_checks_due_per_policy_target_and_tier() -> None:
     next_month = checks_due([both], holders, last, t("2026-04-04T01:00"), "UTC")
     assert {j.tier for j in next_month} == {"check", "subset", "drill"}
     assert all(isinstance(j, CheckJob) and j.reason for j in next_month)
+
+
+@pytest.mark.parametrize(
+    ("every", "done", "since", "now", "expected"),
+    [
+        # never completed: overdue a day (the grace) after the first good backup
+        ("weekly", None, None, "2026-03-20T00:00", None),
+        ("weekly", None, "2026-03-04T01:00", "2026-03-05T01:00", None),
+        ("weekly", None, "2026-03-04T01:00", "2026-03-05T01:01", "never completed"),
+        # daily: due the next local day (00:00), overdue a day later
+        ("daily", "2026-03-04T01:05", "2026-03-01T00:00", "2026-03-05T23:59", None),
+        ("daily", "2026-03-04T01:05", "2026-03-01T00:00", "2026-03-06T00:00", "last completed"),
+        # weekly: due seven local days later, overdue on the eighth
+        ("weekly", "2026-03-04T01:00", None, "2026-03-11T23:00", None),
+        ("weekly", "2026-03-04T01:00", None, "2026-03-12T00:00", "last completed"),
+        # monthly, from the 31st: due on the last day of February, overdue a day later
+        ("monthly", "2026-01-31T01:00", None, "2026-02-28T23:00", None),
+        ("monthly", "2026-01-31T01:00", None, "2026-03-01T00:00", "last completed"),
+        # cron: a cron time passed more than a day ago
+        ("0 4 * * sun", "2026-03-01T05:00", None, "2026-03-09T03:59", None),
+        ("0 4 * * sun", "2026-03-01T05:00", None, "2026-03-09T04:00", "last completed"),
+    ],
+)
+def test_item6_overdue(
+    every: str, done: str | None, since: str | None, now: str, expected: str | None
+) -> None:
+    """Item 6 (issue 14): `status` calls a configured check overdue when it fell due more
+    than a day ago and has not completed since."""
+    found = overdue(every, t(done) if done else None, t(since) if since else None, t(now), "UTC")
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and expected in found, found
+
+
+def test_item6_overdue_counts_local_days() -> None:
+    """Daily in Berlin: completed 23:30 local on the 4th, due 00:00 local on the 5th,
+    overdue from 00:00 local on the 6th (23:00 UTC on the 5th)."""
+    done = t("2026-03-04T23:30", BERLIN)
+    assert overdue("daily", done, None, t("2026-03-05T23:59", BERLIN), BERLIN) is None
+    assert overdue("daily", done, None, t("2026-03-06T00:00", BERLIN), BERLIN) is not None

@@ -387,8 +387,8 @@ def test_minimal_document_is_manual_only_with_defaults(tmp_path: Path) -> None:
         (
             "targets.t.password",
             "secret:bad name",
-            "targets.t.password: the NAME of a 'secret:NAME' reference may hold "
-            "only A-Z a-z 0-9 _ . -",
+            "targets.t.password: the NAME of a 'secret:NAME' reference starts with a "
+            "letter or digit, holds only A-Z a-z 0-9 _ . - and no '..'",
         ),
         ("targets.t.password", DELETE, "targets.t: missing required key 'password'"),
         # settings
@@ -406,7 +406,7 @@ def test_minimal_document_is_manual_only_with_defaults(tmp_path: Path) -> None:
         (
             "orchestrator.max_parallel",
             0,
-            "orchestrator.max_parallel: 0 is out of range: must be at least 1",
+            "orchestrator.max_parallel: 0 is out of range: must be between 1 and 64",
         ),
         (
             "orchestrator.misfire_grace",
@@ -476,7 +476,7 @@ def test_minimal_document_is_manual_only_with_defaults(tmp_path: Path) -> None:
         (
             "policies.p.retention",
             {"daily": -1},
-            "policies.p.retention.daily: -1 is out of range: must be at least 0",
+            "policies.p.retention.daily: -1 is out of range: must be between 0 and 1000000",
         ),
         (
             "policies.p.verify",
@@ -502,9 +502,13 @@ def test_minimal_document_is_manual_only_with_defaults(tmp_path: Path) -> None:
         (
             "policies.p.drill",
             {"sample_files": 0},
-            "policies.p.drill.sample_files: 0 is out of range: must be at least 1",
+            "policies.p.drill.sample_files: 0 is out of range: must be between 1 and 1000000000",
         ),
-        ("policies.p.rpo_hours", 0, "policies.p.rpo_hours: 0 must be a positive number"),
+        (
+            "policies.p.rpo_hours",
+            0,
+            "policies.p.rpo_hours: 0 must be a positive number of hours up to 87600",
+        ),
         (
             "policies.p.description",
             ["x"],
@@ -528,7 +532,7 @@ def test_minimal_document_is_manual_only_with_defaults(tmp_path: Path) -> None:
         (
             "service.response_hours",
             {"urgent": -1},
-            "service.response_hours.urgent: -1 must be a positive number",
+            "service.response_hours.urgent: -1 must be a positive number of hours up to 87600",
         ),
         (
             "service.response_hours",

@@ -15,7 +15,14 @@ from orchestrator.verify.drill import (
     live_path,
     recently_drilled,
 )
-from orchestrator.verify.media import is_content_name, media_coverage, plan_budget, vanished
+from orchestrator.verify.media import (
+    is_content_name,
+    media_coverage,
+    plan_budget,
+    pruned_files,
+    snapshot_files,
+    vanished,
+)
 from orchestrator.verify.subset import next_part, subset_coverage, subset_total
 
 pytestmark = pytest.mark.unit
@@ -100,6 +107,28 @@ def test_is_content_name(path: str, expected: bool) -> None:
 
 def test_vanished() -> None:
     assert vanished({"a": 1, "b": 2, "c": 3}, {"b": 2, "d": 4}) == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "ours"),
+    [
+        pytest.param(["data/aa/1", "index/2"], [], ["data/aa/1", "index/2"], id="all ours"),
+        pytest.param(["data/aa/1", "data/bb/3"], ["data/bb/3"], ["data/aa/1"], id="some"),
+        pytest.param(["index/2"], ["index/2", "index/4"], [], id="new index written: none"),
+        pytest.param(["snapshots/5", "keys/6"], [], [], id="prune never removes these"),
+        pytest.param([], [], [], id="gone before the prune began: not ours"),
+    ],
+)
+def test_item4_pruned_files_are_the_packs_and_indexes_that_went_during_it(
+    before: list[str], after: list[str], ours: list[str]
+) -> None:
+    """Item 4: a file already gone when our prune began is never in `before`, so a
+    deletion by someone else before it stays damage."""
+    assert pruned_files(dict.fromkeys(before, 1), dict.fromkeys(after, 1)) == ours
+
+
+def test_item4_snapshot_files_of_forgotten_ids() -> None:
+    assert snapshot_files([HEX]) == [f"snapshots/{HEX}"]
 
 
 @pytest.mark.parametrize(
