@@ -273,7 +273,7 @@ def _render_runs(runs: list[Any]) -> str:
             r.target,
             r.outcome,
             r.level or r.asked_level,
-            r.snapshot_id,
+            r.snapshot_id[:8] if r.snapshot_id else None,
             r.files_total,
             human_bytes(r.bytes_added),
         ]
@@ -524,7 +524,7 @@ def _render_status(rows: list[Any], tz: str = "UTC") -> str:
                 r.policy,
                 r.target,
                 r.health,
-                r.newest.snapshot_id if r.newest else None,
+                r.newest.snapshot_id[:8] if r.newest and r.newest.snapshot_id else None,
                 human_age(r.age_hours),
                 f"{r.rpo_hours:g}h" if r.rpo_hours else None,
                 newest(r, "full"),

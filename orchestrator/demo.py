@@ -80,7 +80,7 @@ def run_demo(workdir: Path | None, echo: Callable[[str], None]) -> None:
             (run,) = backup_policy(ctx, policy, slot.level, slot_key=slot.key)
             echo(
                 f"{slot.due:%a %d %b %H:%M}  {run.level:<12} {run.outcome:<8} "
-                f"snapshot {run.snapshot_id}  {run.files_total} files  ({slot.reason})"
+                f"snapshot {(run.snapshot_id or '-')[:8]}  {run.files_total} files  ({slot.reason})"
             )
         _demo_restore(ctx, policy, root, uploads, echo)
         from orchestrator.cli import _render_status

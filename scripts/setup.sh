@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing (restic and OpenSSH from Debian, a Python virtual environment with the
 # package and its test tools) and nothing else. Safe to run again: it only adds what
-# is not there yet.
+# is not there yet. `--second-restic` (scripts/test.sh) also fetches the other Debian
+# release's restic into tools/ (scripts/fetch-restic.sh) for the two-version test pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,4 +35,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+if [ "${1:-}" = "--second-restic" ]; then
+  ./scripts/fetch-restic.sh >/dev/null
 fi

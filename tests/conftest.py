@@ -7,17 +7,54 @@ fresh one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Which restic the whole test run uses: ORCHESTRATOR_TEST_RESTIC (a path to a restic
+# binary, e.g. tools/restic-0.18.0/restic from scripts/fetch-restic.sh) or restic on PATH.
+TEST_RESTIC_ENV = "ORCHESTRATOR_TEST_RESTIC"
+# PATH as the machine has it, before the chosen restic is put first (for the tests of the
+# scripts, which must see the machine's own restic).
+SYSTEM_PATH = os.environ.get("PATH", "")
+
+
+def _chosen_restic() -> str | None:
+    """The chosen binary, put first on PATH for this process and every child.
+
+    The product's default `restic_binary` is "restic" looked up on PATH, so putting the
+    chosen binary's directory first makes the orchestrator under test, the daemon, the
+    witness `restic()` and every policies.toml the tests write use it, with no test
+    having to name it."""
+    chosen = os.environ.get(TEST_RESTIC_ENV)
+    if not chosen:
+        return shutil.which("restic")
+    path = Path(chosen).resolve()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise pytest.UsageError(f"{TEST_RESTIC_ENV}={chosen}: not an executable file")
+    directory = path.parent
+    if path.name != "restic":  # PATH finds "restic" only: give it that name
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="test-restic-"))
+        (directory / "restic").symlink_to(path)
+    os.environ["PATH"] = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+    return str(directory / "restic")
+
+
+RESTIC = _chosen_restic()
 
 PASSWORD = "correct horse battery staple 42"
 SECRET_ENV = "ORCHESTRATOR_SECRET_REPO_TEST"
@@ -35,9 +72,17 @@ def require(condition: bool, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def restic_bin() -> str:
-    path = shutil.which("restic")
-    require(path is not None, "restic on PATH (scripts/setup.sh installs it)")
-    return path  # type: ignore[return-value]
+    """The restic every test uses (see RESTIC above)."""
+    require(RESTIC is not None, "restic on PATH (scripts/setup.sh installs it)")
+    return RESTIC  # type: ignore[return-value]
+
+
+def pytest_report_header() -> str:
+    """Say which restic ran the tests: the two-version pass must be visible in the log."""
+    if RESTIC is None:
+        return "restic: none found"
+    out = subprocess.run([RESTIC, "version"], capture_output=True, text=True, check=False)
+    return f"restic: {RESTIC} ({out.stdout.strip()})"
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +100,7 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory, restic_bin: str) -> 
 def restic(repo: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     """restic itself, as a witness independent of the orchestrator's code."""
     return subprocess.run(
-        ["restic", "--repo", str(repo), "--no-cache", *args],
+        [RESTIC or "restic", "--repo", str(repo), "--no-cache", *args],
         env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
         capture_output=True,
         text=True,
@@ -74,6 +119,53 @@ def tag(snapshot: dict, key: str) -> str | None:
         if t.startswith(key + ":"):
             return t.split(":", 1)[1]
     return None
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """Hold process `pid` still (SIGSTOP) while the test arranges an interrupt, then let it
+    go (SIGCONT). A test that interrupts restic must not race it: a stopped restic cannot
+    finish its backup between "the test saw it working" and "the signal arrived"."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while _state(pid) not in ("T", "t", "Z", "") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def signal_pending(pid: int, signum: int) -> bool:
+    """`signum` waits for delivery to `pid` (sent while it is stopped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    bit = 1 << (signum - 1)
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & bit:
+            return True
+    return False
+
+
+def wait_for_pending(pid: int, signum: int, seconds: float = 30) -> None:
+    """Wait until the orchestrator has forwarded `signum` to the (stopped) restic `pid`."""
+    deadline = time.monotonic() + seconds
+    while not signal_pending(pid, signum):
+        if _state(pid) in ("", "Z"):
+            return  # it is gone: nothing more to wait for
+        assert time.monotonic() < deadline, f"signal {signum} never reached process {pid}"
+        time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2]
 
 
 @dataclass

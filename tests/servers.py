@@ -92,18 +92,27 @@ class Sshd:
         self.proc = None
 
     def kill_sessions(self) -> None:
-        """Kill sshd's per-connection children (a server dying under a client)."""
+        """Kill every process sshd forked for clients: the session processes and the
+        sftp-server under them (a server dying under a client). OpenSSH 9.8+ (Debian 13)
+        runs a session as `sshd-session` with a child of its own that carries the data:
+        killing only sshd's direct children left that one serving the client."""
         if self.proc is None:
             return
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-            capture_output=True,
-            text=True,
-            check=False,
+        table = subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=False
         ).stdout
-        for pid in out.split():
+        children: dict[int, list[int]] = {}
+        for line in table.splitlines():
+            pid, ppid = (int(x) for x in line.split())
+            children.setdefault(ppid, []).append(pid)
+        doomed, todo = [], list(children.get(self.proc.pid, []))
+        while todo:
+            pid = todo.pop()
+            doomed.append(pid)
+            todo += children.get(pid, [])
+        for pid in doomed:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
 
 def make_sshd(root: Path) -> Sshd:

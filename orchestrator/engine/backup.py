@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -153,6 +153,10 @@ def _run_backup(
         parent=parent.id if parent else None,
         when=now if ctx.simulated else None,
     )
+    if summary is not None and summary.snapshot_id:  # one id form on every restic version
+        summary = replace(
+            summary, snapshot_id=commands.full_snapshot_id(ctx.runner, repo, summary.snapshot_id)
+        )
     if summary is not None:
         run.snapshot_id = summary.snapshot_id
         run.files_new, run.files_changed = summary.files_new, summary.files_changed
@@ -171,7 +175,8 @@ def _run_backup(
             run,
             "partial",
             features.PARTIAL,
-            f"snapshot {summary.snapshot_id} kept, but some files could not be read: {shown}{more}",
+            f"snapshot {commands.short_id(summary.snapshot_id)} kept, "
+            f"but some files could not be read: {shown}{more}",
         )
         return
     if not result.ok or summary is None or not summary.snapshot_id:
@@ -181,7 +186,8 @@ def _run_backup(
         run,
         "success",
         None,
-        f"{decision.level} snapshot {summary.snapshot_id}: {summary.files_total} files, "
+        f"{decision.level} snapshot {commands.short_id(summary.snapshot_id)}: "
+        f"{summary.files_total} files, "
         f"{summary.bytes_added} bytes added" + "".join(f"; {n}" for n in notes),
     )
 
@@ -193,7 +199,8 @@ def _damaged(spec: TargetSpec, summary: commands.BackupSummary, parent: Snapshot
     if parent is not None:
         what = f"parent snapshot {parent.short_id}: {what}"
     text = (
-        f"snapshot {summary.snapshot_id} kept (restic read every source file again), but the "
+        f"snapshot {commands.short_id(summary.snapshot_id)} kept (restic read every source "
+        f"file again), but the "
         f"repository of target '{spec.name}' is damaged: {what}; run `orchestrator verify "
         f"--tier check --target {spec.name}`"
     )
@@ -263,7 +270,7 @@ def _guard_file_count(
         kind = features.SOURCE_SHRUNK
         why = (
             f"{files} files, fewer than {policy.min_files_ratio:g} of the {before} in the "
-            f"previous good snapshot {previous.snapshot_id if previous else ''}"
+            f"previous good snapshot {commands.short_id(previous.snapshot_id) if previous else ''}"
         )
         fix = "lower min_files_ratio in the policy (0 turns the guard off) if that is right"
     else:
@@ -272,13 +279,14 @@ def _guard_file_count(
         commands.forget_ids(ctx.runner, repo, [snapshot_id])
     except ResticError as exc:
         raise OrchestratorError(
-            f"policy '{policy.name}': {why}; snapshot {snapshot_id} could NOT be removed "
-            f"({exc.message}): remove it with 'restic forget {snapshot_id}'; {fix}",
+            f"policy '{policy.name}': {why}; snapshot {commands.short_id(snapshot_id)} could NOT "
+            f"be removed ({exc.message}): remove it with 'restic forget {snapshot_id}'; {fix}",
             kind=kind,
         ) from None
     run.snapshot_id = None
     raise OrchestratorError(
-        f"policy '{policy.name}': {why}; snapshot {snapshot_id} was removed again; {fix}",
+        f"policy '{policy.name}': {why}; snapshot {commands.short_id(snapshot_id)} was removed "
+        f"again; {fix}",
         kind=kind,
     )
 

@@ -69,7 +69,9 @@ def copy_snapshot(
         pid=ctx.pid,
         asked_level=backup.level,
         level=backup.level,
-        level_reason=f"copy of snapshot {backup.snapshot_id} from '{source.name}'",
+        level_reason=(
+            f"copy of snapshot {commands.short_id(backup.snapshot_id)} from '{source.name}'"
+        ),
         slot_key=backup.slot_key,
     )
     ctx.catalog.start_run(run)
@@ -108,7 +110,9 @@ def _copy(
         completed = commands.copy(ctx.runner, dst_repo, src_repo, [snapshot])
     output = completed.stdout + "\n" + completed.stderr
     found = _SAVED.search(output) or _ALREADY.search(output)
-    run.snapshot_id = found.group(1) if found else None
+    run.snapshot_id = (
+        commands.full_snapshot_id(ctx.runner, dst_repo, found.group(1)) if found else None
+    )
     run.seconds = completed.seconds
     already = _SAVED.search(output) is None and _ALREADY.search(output) is not None
     _finish(
@@ -118,9 +122,9 @@ def _copy(
         backup,
         "success",
         None,
-        f"{backup.level} snapshot {snapshot} of '{source.name}' "
+        f"{backup.level} snapshot {commands.short_id(snapshot)} of '{source.name}' "
         + ("was already here as" if already else "copied as")
-        + f" snapshot {run.snapshot_id or '(id not reported)'}",
+        + f" snapshot {commands.short_id(run.snapshot_id) or '(id not reported)'}",
     )
 
 

@@ -6,6 +6,7 @@ output into plain data. Nothing here decides policy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -48,6 +49,31 @@ class Snapshot:
             if t.startswith(prefix):
                 return t[len(prefix) :]
         return None
+
+
+def short_id(snapshot_id: str | None) -> str | None:
+    """The 8-character form people see (text output, messages); the catalog keeps the
+    full 64-character id, and any unique prefix is accepted on input."""
+    return snapshot_id[:8] if snapshot_id else snapshot_id
+
+
+def full_snapshot_id(runner: Runner, repo: Repository, snapshot_id: str) -> str:
+    """The full id of a snapshot restic named by its short form.
+
+    restic 0.14 reports `backup --json`'s `snapshot_id` and `copy`'s saved snapshot by
+    the 8-character short id, 0.18 by the full one: one more `snapshots` call on 0.14
+    makes the catalog hold the same, full form on both. If the lookup fails the short
+    id is kept (it still names the snapshot: restic accepts unique prefixes)."""
+    if len(snapshot_id) == 64:
+        return snapshot_id
+    result = runner.run(repo, ["snapshots", "--json", snapshot_id])
+    if result.ok:
+        with contextlib.suppress(ValueError, TypeError, KeyError, IndexError):
+            ids = [item["id"] for item in json.loads(result.stdout or "[]") or []]
+            if len(ids) == 1 and ids[0].startswith(snapshot_id):
+                return ids[0]
+    log.warning("could not resolve the full id of snapshot %s; keeping its short id", snapshot_id)
+    return snapshot_id
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ this table so the rest of the code asks for a *kind* of failure, never a number.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -88,9 +89,65 @@ def classify(version: Version, returncode: int, stderr: str) -> str:
     return FATAL
 
 
+@dataclass(frozen=True)
+class Features:
+    """What one restic version can do; the one place that knows which version added what."""
+
+    exit_codes: bool  # 10 no repository, 11 lock failed, 12 wrong password (0.17)
+    json_errors: bool  # with --json, a fatal error is {"message_type":"exit_error",...} (0.17)
+    retry_lock: bool  # `--retry-lock DURATION` (0.16)
+    stdin_from_command: bool  # `backup --stdin-from-command -- CMD...` (0.17)
+    check_json: bool  # `check --json` (0.18)
+
+
+# Each feature and the first restic version that has it. Ordered by version.
+_ADDED_IN: dict[str, tuple[int, int]] = {
+    "retry_lock": (0, 16),
+    "exit_codes": (0, 17),
+    "json_errors": (0, 17),
+    "stdin_from_command": (0, 17),
+    "check_json": (0, 18),
+}
+
+
+def features_of(version: Version) -> Features:
+    """The feature set of `version` (an unknown version, 0.0.0, has none of the new ones)."""
+    return Features(**{name: version.at_least(*since) for name, since in _ADDED_IN.items()})
+
+
 def supports_retry_lock(version: Version) -> bool:
     """`--retry-lock` appeared in restic 0.16; older versions need our own retries."""
-    return version.at_least(0, 16)
+    return features_of(version).retry_lock
+
+
+def plain_errors(text: str) -> str:
+    """restic's output with its JSON error messages turned back into plain lines.
+
+    With `--json`, restic 0.17+ prints a fatal error as one JSON line,
+    `{"message_type":"exit_error","code":1,"message":"Fatal: ..."}`, where 0.14 prints
+    the plain `Fatal: ...` text. Every message shown to a person or stored in the catalog
+    is cut from this text, so the JSON is unwrapped here, once, for every version (a
+    line that is not such JSON is left as it is)."""
+    if "exit_error" not in text:
+        return text
+    out = []
+    for line in text.splitlines():
+        message = _exit_error_message(line)
+        out.append(line if message is None else message)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+def _exit_error_message(line: str) -> str | None:
+    stripped = line.strip()
+    if not (stripped.startswith("{") and "exit_error" in stripped):
+        return None
+    try:
+        msg = json.loads(stripped)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(msg, dict) or msg.get("message_type") != "exit_error":
+        return None
+    return str(msg.get("message") or f"restic exited {msg.get('code', '?')}")
 
 
 # What restic says when the repository itself lacks or garbles data (lower-cased text):

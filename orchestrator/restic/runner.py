@@ -12,6 +12,7 @@ that the terminal's Ctrl-C is handled here, once, in one way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -213,7 +214,7 @@ class Runner:
                 env=env,
                 pass_fds=fds,
                 start_new_session=True,
-                preexec_fn=_interrupt_when_parent_dies,
+                preexec_fn=functools.partial(_interrupt_when_parent_dies, os.getpid()),
             )
         except FileNotFoundError:
             raise ResticError(f"restic is not installed (looked for '{self.binary}')") from None
@@ -251,7 +252,7 @@ class Runner:
                 raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
             stdout, stderr = (strip_control(_read_text(f)) for f in (outfile, errfile))
         seconds = time.monotonic() - started
-        stderr = mask(stderr, secrets)
+        stderr = features.plain_errors(mask(stderr, secrets))
         if timed_out:
             kind: str | None = features.TIMEOUT
         elif proc.returncode in ok_codes:
@@ -303,7 +304,9 @@ class Runner:
                 if timer:
                     timer.cancel()
             errfile.seek(0)
-            stderr = mask(strip_control(errfile.read().decode(errors="replace")), secrets)
+            stderr = features.plain_errors(
+                mask(strip_control(errfile.read().decode(errors="replace")), secrets)
+            )
         seconds = time.monotonic() - started
         timed_out = bool(limit) and seconds >= (limit or 0) and proc.returncode != 0
         if timed_out:
@@ -355,15 +358,19 @@ def _option_pair(option: str) -> tuple[str, str]:
     return key, value
 
 
-def _interrupt_when_parent_dies() -> None:
+def _interrupt_when_parent_dies(parent: int) -> None:
     """In the child: if the orchestrator is killed (-9), the kernel sends restic SIGINT, so
     restic removes its lock and stops instead of running on unrecorded. (The signal follows
-    the spawning *thread*; every caller waits for restic on the thread that started it.)"""
+    the spawning *thread*; every caller waits for restic on the thread that started it.)
+    If the orchestrator died between fork and prctl, no signal will ever come: the child
+    must not become a restic nobody records (issue 14 item 6), so it ends here."""
     import ctypes
 
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+    if os.getppid() != parent:
+        os._exit(130)
 
 
 def _read_text(file: IO[bytes]) -> str:

@@ -143,7 +143,10 @@ def test_backup_is_copied_with_its_tags(copy_target: CopyTarget, workspace: Work
     ]
     backup, copy = runs
     assert copy["level"] == "full" and copy["snapshot_id"]
-    assert backup["snapshot_id"] in copy["message"] and copy["snapshot_id"] in copy["message"]
+    # issue 14 item 5: full ids in the catalog and --json, the short form in messages
+    assert len(backup["snapshot_id"]) == len(copy["snapshot_id"]) == 64
+    assert f"snapshot {backup['snapshot_id'][:8]} of 'local' copied as snapshot " in copy["message"]
+    assert copy["message"].endswith(copy["snapshot_id"][:8])
 
     # restic itself: the copy target holds the snapshot with the same tags, and was created
     # with the source's chunker parameters (so copies deduplicate).

@@ -7,6 +7,7 @@ T and running at real speed); restic stamps snapshots with it, and `restic snaps
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +16,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ORCHESTRATOR, Workspace, restic, restic_snapshots, tag
+from conftest import (
+    ORCHESTRATOR,
+    Workspace,
+    paused,
+    restic,
+    restic_snapshots,
+    tag,
+    wait_for_pending,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +116,13 @@ def test_catch_up_once_all_skip_after_three_days_down(workspace: Workspace) -> N
 
 def _restic_child(pid: int, verb: str) -> int | None:
     """The pid of a `restic ... <verb>` child of `pid`, if one runs now."""
+    found = _restic_children(pid, verb)
+    return found[0] if found else None
+
+
+def _restic_children(pid: int, verb: str = "") -> list[int]:
+    """The pids of the `restic ... <verb>` children (any verb if empty) of `pid`."""
+    found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             children = (task / "children").read_text().split()
@@ -117,9 +133,9 @@ def _restic_child(pid: int, verb: str) -> int | None:
                 argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv and argv[0].endswith(b"restic") and verb.encode() in argv:
-                return int(child)
-    return None
+            if argv and argv[0].endswith(b"restic") and (not verb or verb.encode() in argv):
+                found.append(int(child))
+    return found
 
 
 def _kill_mid_backup(ws: Workspace, now: str) -> None:
@@ -137,8 +153,19 @@ def _kill_mid_backup(ws: Workspace, now: str) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         restic_pid = _restic_child(proc.pid, "backup")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        assert restic_pid is not None
+        # Issue 14 item 6: every restic of the pass (max_parallel = 3) is held still (the
+        # backup is still opening the repository, which costs a key derivation) until the
+        # kill has reached it as SIGINT, so none can finish its small backup first.
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(paused(proc.pid))  # no thread of the pass starts another one
+            held = _restic_children(proc.pid)
+            for pid in held:
+                stack.enter_context(paused(pid))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            for pid in held:
+                wait_for_pending(pid, signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -10,6 +10,7 @@ give one clear sentence naming the target, the documented exit code, and no hang
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import hashlib
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 import pytest
 import servers
-from conftest import ORCHESTRATOR, PASSWORD, Workspace
+from conftest import ORCHESTRATOR, PASSWORD, Workspace, paused
 
 pytestmark = pytest.mark.integration
 
@@ -375,6 +376,19 @@ def test_target_check_reports_each_fact(remote: Remote, workspace: Workspace) ->
 # --------------------------------------------------------------------------- SFTP faults
 
 
+def _restic_children(pid: int) -> list[int]:
+    """The restic processes `pid` runs now (its direct children named restic)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    argv0 = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+                    if argv0.endswith(b"restic"):
+                        found.append(int(child))
+    return found
+
+
 def _sftp_workspace(ws: Workspace, sshd: Any, template: Path, **over: object) -> Path:
     path = sshd.root / f"repo-{uuid.uuid4().hex[:8]}"
     shutil.copytree(template, path)
@@ -552,7 +566,14 @@ def test_sftp_server_dies_mid_backup(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any((path / "data").glob("*/*")):
         time.sleep(0.05)  # wait until restic has started writing pack files
-    sshd.kill_sessions()
+    # Issue 14 item 6: restic is held still while every SSH process serving it dies, so it
+    # cannot finish its upload first: the moment is certain, and the run must fail.
+    restic_pids = _restic_children(proc.pid)
+    assert restic_pids, "restic was not running when its pack files appeared"
+    with contextlib.ExitStack() as stack:
+        for pid in restic_pids:
+            stack.enter_context(paused(pid))
+        sshd.kill_sessions()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
     line = one_line(err)
