@@ -24,19 +24,11 @@ from orchestrator.render.checks import render_verifications
 @click.pass_obj
 def verify(obj: Obj, policy: str | None, target: str | None, tier: str) -> None:
     """Verify the repositories of POLICY (or all targets); exit 4 when damage is found."""
-    from orchestrator.engine.verification import exit_code_for
     from orchestrator.engine.verification import verify as run_verify
 
     cfg = obj.config
     records = run_verify(obj.context(), cfg.policy(policy) if policy else None, target, tier)
-    code = exit_code_for(records)
-    obj.emit(
-        "verify",
-        {"exit_code": int(code), "verifications": records},
-        lambda: render_verifications(records),
-    )
-    _report_damage(records)
-    sys.exit(code)
+    _finish(obj, "verify", "verifications", records)
 
 
 @click.command()
@@ -47,15 +39,17 @@ def verify(obj: Obj, policy: str | None, target: str | None, tier: str) -> None:
 def drill(obj: Obj, policy: str, target: str | None, seed: int | None) -> None:
     """Restore a sample of POLICY's newest snapshot, compare it, measure the recovery time."""
     from orchestrator.engine.verification import drill as run_drill
-    from orchestrator.engine.verification import exit_code_for
 
     records = run_drill(obj.context(), obj.config.policy(policy), target, seed)
+    _finish(obj, "drill", "drills", records)
+
+
+def _finish(obj: Obj, command: str, key: str, records: list[Any]) -> None:
+    """Render the records, say what is damaged on stderr, exit with the worst outcome."""
+    from orchestrator.engine.verification import exit_code_for
+
     code = exit_code_for(records)
-    obj.emit(
-        "drill",
-        {"exit_code": int(code), "drills": records},
-        lambda: render_verifications(records),
-    )
+    obj.emit(command, {"exit_code": int(code), key: records}, lambda: render_verifications(records))
     _report_damage(records)
     sys.exit(code)
 

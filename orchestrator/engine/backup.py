@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestrator.catalog import Catalog, RunRecord
 from orchestrator.engine.context import Context
-from orchestrator.engine.locks import locked_run
+from orchestrator.engine.locks import end_run, locked_run
 from orchestrator.engine.repository import snapshots_or_create
 from orchestrator.errors import ExitCode, OrchestratorError, ResticError
 from orchestrator.events import (
@@ -321,15 +321,13 @@ _EVENT_OF = {
 
 
 def _finish(ctx: Context, run: RunRecord, outcome: str, kind: str | None, message: str) -> None:
-    run.outcome, run.error_kind, run.message = outcome, kind, message
-    run.finished_at = ctx.clock.now()
-    ctx.catalog.finish_run(run)
+    finished = end_run(ctx, run, outcome, kind, message)
     event_kind, severity = _EVENT_OF[outcome]
     sev: Severity = severity  # type: ignore[assignment]
     ctx.events.publish(
         Event(
             kind=event_kind,
-            time=run.finished_at,
+            time=finished,
             severity=sev,
             summary=f"backup of '{run.policy}' to '{run.target}': {outcome}: {message}",
             policy=run.policy,

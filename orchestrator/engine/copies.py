@@ -15,7 +15,7 @@ import uuid
 
 from orchestrator.catalog import GOOD_OUTCOMES, RunRecord
 from orchestrator.engine.context import Context
-from orchestrator.engine.locks import locked_run
+from orchestrator.engine.locks import end_run, locked_run
 from orchestrator.engine.preflight import ready_repository
 from orchestrator.engine.repository import snapshots_or_create
 from orchestrator.errors import ResticError
@@ -127,9 +127,7 @@ def _finish(
     kind: str | None,
     message: str,
 ) -> None:
-    run.outcome, run.error_kind, run.message = outcome, kind, message
-    run.finished_at = ctx.clock.now()
-    ctx.catalog.finish_run(run)
+    finished = end_run(ctx, run, outcome, kind, message)
     event_kind, severity = {
         "success": (COPY_DONE, "info"),
         "failed": (COPY_FAILED, "error"),
@@ -139,7 +137,7 @@ def _finish(
     ctx.events.publish(
         Event(
             kind=event_kind,
-            time=run.finished_at,
+            time=finished,
             severity=sev,
             summary=f"copy of '{run.policy}' from '{source.name}' to '{run.target}': "
             f"{outcome}: {message}",

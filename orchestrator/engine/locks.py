@@ -48,6 +48,14 @@ def run_lock(lock_dir: Path, name: str, host: str, now: datetime) -> Iterator[No
         os.close(fd)
 
 
+def end_run(ctx: Context, run: RunRecord, outcome: str, kind: str | None, message: str) -> datetime:
+    """Record in the catalog how a run ended (its event is the caller's to publish)."""
+    run.outcome, run.error_kind, run.message = outcome, kind, message
+    run.finished_at = finished = ctx.clock.now()
+    ctx.catalog.finish_run(run)
+    return finished
+
+
 Finish = Callable[[str, str | None, str], None]  # (outcome, error kind, message)
 
 
