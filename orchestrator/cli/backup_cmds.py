@@ -10,7 +10,8 @@ import click
 
 from orchestrator.cli.common import LEVEL_CHOICES, Obj, parse_time
 from orchestrator.errors import ExitCode, UsageError
-from orchestrator.render.runs import render_runs
+from orchestrator.render.listing import render_snapshots
+from orchestrator.render.runs import render_forget, render_runs
 
 
 @click.command()
@@ -64,7 +65,6 @@ def _report_problems(runs: list[Any]) -> None:
 def snapshots(obj: Obj, policy: str | None, target: str | None) -> None:
     """The snapshots each target's repository holds, with their levels (read from restic)."""
     from orchestrator.engine.inventory import list_snapshots
-    from orchestrator.render import table
 
     cfg = obj.config
     pol = cfg.policy(policy) if policy else None
@@ -93,32 +93,7 @@ def snapshots(obj: Obj, policy: str | None, target: str | None) -> None:
         ]
     }
 
-    def text() -> str:
-        out = []
-        for lst in listings:
-            out.append(f"target {lst.target}:" + (f" {lst.error}" if lst.error else ""))
-            if lst.snapshots:
-                out.append(
-                    table(
-                        ["id", "time", "policy", "level", "parent", "paths"],
-                        [
-                            [
-                                s.short_id,
-                                s.time,
-                                s.tag("policy"),
-                                s.tag("level"),
-                                s.parent[:8] if s.parent else None,
-                                ", ".join(s.paths),
-                            ]
-                            for s in lst.snapshots
-                        ],
-                    )
-                )
-            elif not lst.error:
-                out.append("  no snapshots")
-        return "\n".join(out)
-
-    obj.emit("snapshots", payload, text)
+    obj.emit("snapshots", payload, lambda: render_snapshots(listings))
     for lst in listings:  # why a target could not be read reaches a person even under --json
         if lst.error and lst.error_kind != "no_repository":
             click.echo(f"orchestrator: {lst.error}", err=True)
@@ -194,7 +169,6 @@ def forget(
 ) -> None:
     """Apply retention: restic plans (--dry-run --json), we check, then forget by id."""
     from orchestrator.engine.retention import forget_policy
-    from orchestrator.render import table
     from orchestrator.restic.features import BUSY_KINDS
 
     cfg = obj.config
@@ -219,36 +193,7 @@ def forget(
     obj.emit(
         "forget",
         {"exit_code": int(code), "dry_run": dry_run, "results": results},
-        lambda: (
-            table(
-                ["policy", "target", "keep", "remove", "result"],
-                [
-                    [
-                        r.policy,
-                        r.target,
-                        len(r.keep),
-                        len(r.remove),
-                        r.error
-                        or r.refused
-                        or (
-                            "removed"
-                            if r.removed
-                            else "dry run"
-                            if r.remove
-                            else "nothing to remove"
-                        ),
-                    ]
-                    for r in results
-                ],
-            )
-            + "".join(
-                f"\n{r.policy}@{r.target}: kept {i[:8]}: {why}"
-                for r in results
-                for i, why in r.reasons.items()
-            )
-            if results
-            else "no policy has retention rules"
-        ),
+        lambda: render_forget(results),
     )
     for r in bad:
         click.echo(f"orchestrator: {r.summary}", err=True)

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import Obj, parse_time
+from orchestrator.render.listing import render_plan
 
 
 @click.command()
@@ -62,7 +63,6 @@ def _unset_secrets(cfg: Any) -> list[str]:
 def plan(obj: Obj, start: str | None, days: int) -> None:
     """What will run when, at which level, and why."""
     from orchestrator.engine.plan import plan as make_plan
-    from orchestrator.render import table
 
     tz = obj.config.settings.timezone
     ctx = obj.context()
@@ -84,12 +84,5 @@ def plan(obj: Obj, start: str | None, days: int) -> None:
     obj.emit(
         "plan",
         {"from": begin, "days": days, "runs": rows},
-        lambda: (
-            table(
-                ["due", "policy", "target", "level", "why"],
-                [[r["due"], r["policy"], r["target"], r["level"], r["why"]] for r in rows],
-            )
-            if rows
-            else "nothing scheduled in this window"
-        ),
+        lambda: render_plan(rows),
     )

@@ -46,3 +46,30 @@ def render_pass(report: Any) -> str:
         for b in report.breaches
     ]
     return "\n".join(lines) or f"nothing due at {report.now.isoformat(timespec='minutes')}"
+
+
+def render_forget(results: list[Any]) -> str:
+    return (
+        table(
+            ["policy", "target", "keep", "remove", "result"],
+            [
+                [
+                    r.policy,
+                    r.target,
+                    len(r.keep),
+                    len(r.remove),
+                    r.error
+                    or r.refused
+                    or ("removed" if r.removed else "dry run" if r.remove else "nothing to remove"),
+                ]
+                for r in results
+            ],
+        )
+        + "".join(
+            f"\n{r.policy}@{r.target}: kept {i[:8]}: {why}"
+            for r in results
+            for i, why in r.reasons.items()
+        )
+        if results
+        else "no policy has retention rules"
+    )
