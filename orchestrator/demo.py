@@ -83,11 +83,11 @@ def run_demo(workdir: Path | None, echo: Callable[[str], None]) -> None:
                 f"snapshot {(run.snapshot_id or '-')[:8]}  {run.files_total} files  ({slot.reason})"
             )
         _demo_restore(ctx, policy, root, uploads, echo)
-        from orchestrator.cli import _render_status
         from orchestrator.engine.status import status
+        from orchestrator.render.status import render_status
 
         echo("\nstatus at the end of the month:")
-        echo(_render_status(status(ctx)))
+        echo(render_status(status(ctx)))
         ctx.close()
     finally:
         if not keep:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -220,12 +221,20 @@ class Workspace:
     def orc_json(self, *args: str, check: int | None = 0) -> dict:
         return json.loads(self.orc("--json", *args, check=check).stdout)
 
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        """Rows of the catalog's sqlite file, read as any other program would."""
+        db = sqlite3.connect(self.catalog)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
     def use_template(self, template: Path) -> None:
         self.repo.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(template, self.repo)
 
 
-BASIC_POLICIES = """\
+LOCAL_HEAD = """\
 [orchestrator]
 state_dir = "var"
 timezone = "UTC"
@@ -234,7 +243,19 @@ timezone = "UTC"
 kind = "local"
 path = "repos/local"
 password = "secret:repo-test"
+"""
 
+
+def local_head(**settings: int | str) -> str:
+    """The [orchestrator] table and the `local` target (the workspace's repository) that
+    most tests' policies begin with; `settings` adds keys to [orchestrator]."""
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    return LOCAL_HEAD.replace('timezone = "UTC"\n', f'timezone = "UTC"\n{extra}', 1)
+
+
+BASIC_POLICIES = (
+    LOCAL_HEAD
+    + """
 [policies.files]
 importance = "critical"
 sources = ["data"]
@@ -245,6 +266,7 @@ weekly  = { on = "sun", at = "02:00", level = "differential" }
 monthly = { day = 1, at = "03:00", level = "full" }
 rpo_hours = 26
 """
+)
 
 
 @pytest.fixture

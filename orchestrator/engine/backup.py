@@ -16,9 +16,9 @@ from pathlib import Path
 
 from orchestrator.catalog import Catalog, RunRecord
 from orchestrator.engine.context import Context
-from orchestrator.engine.locks import run_lock
+from orchestrator.engine.locks import end_run, locked_run
 from orchestrator.engine.repository import snapshots_or_create
-from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, ResticError
+from orchestrator.errors import ExitCode, OrchestratorError, ResticError
 from orchestrator.events import (
     RUN_CANCELLED,
     RUN_FAILED,
@@ -35,7 +35,6 @@ from orchestrator.restic.commands import Snapshot
 from orchestrator.restic.runner import Repository
 
 AUTO = "auto"
-BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -97,29 +96,19 @@ def backup_target(
         level="full" if asked == "full" else None,
         slot_key=slot_key,
     )
-    ctx.catalog.start_run(run)
-    try:
-        with run_lock(
-            ctx.config.settings.state_dir / "locks", f"{policy.name}@{spec.name}", ctx.host, now
-        ):
-            _run_backup(ctx, policy, spec, run, now)
-    except CancelledError as exc:
-        _finish(ctx, run, "cancelled", features.INTERRUPTED, exc.message)
-        raise
-    except BusyError as exc:  # refused before it began: not an attempt, never a failed full
-        _finish(ctx, run, "skipped", BUSY, exc.message)
-    except ResticError as exc:
+    return locked_run(
+        ctx,
+        run,
+        lambda: _run_backup(ctx, policy, spec, run, now),
+        lambda outcome, kind, message: _finish(ctx, run, outcome, kind, message),
+        # refused before it began: not an attempt, never a failed full
+        busy_outcome="skipped",
         # restic stopped by SIGINT that did not come through our own Ctrl-C handling (the
-        # daemon stopping, a signal to the process group): cancelled, not failed
         # daemon stopping, a signal to the process group): cancelled, not failed; a live
         # restic lock refused it before it began (exit 75): skipped, like our own lock
-        outcome = {features.INTERRUPTED: "cancelled", features.LOCKED: "skipped"}.get(
-            exc.kind, "failed"
-        )
-        _finish(ctx, run, outcome, exc.kind, exc.message)
-    except OrchestratorError as exc:
-        _finish(ctx, run, "failed", getattr(exc, "kind", "preflight"), exc.message)
-    return run
+        restic_outcomes={features.INTERRUPTED: "cancelled", features.LOCKED: "skipped"},
+        other_kind="preflight",
+    )
 
 
 def _run_backup(
@@ -340,15 +329,13 @@ _EVENT_OF = {
 
 
 def _finish(ctx: Context, run: RunRecord, outcome: str, kind: str | None, message: str) -> None:
-    run.outcome, run.error_kind, run.message = outcome, kind, message
-    run.finished_at = ctx.clock.now()
-    ctx.catalog.finish_run(run)
+    finished = end_run(ctx, run, outcome, kind, message)
     event_kind, severity = _EVENT_OF[outcome]
     sev: Severity = severity  # type: ignore[assignment]
     ctx.events.publish(
         Event(
             kind=event_kind,
-            time=run.finished_at,
+            time=finished,
             severity=sev,
             summary=f"backup of '{run.policy}' to '{run.target}': {outcome}: {message}",
             policy=run.policy,

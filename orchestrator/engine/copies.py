@@ -15,16 +15,15 @@ import uuid
 
 from orchestrator.catalog import GOOD_OUTCOMES, RunRecord
 from orchestrator.engine.context import Context
-from orchestrator.engine.locks import run_lock
+from orchestrator.engine.locks import end_run, locked_run
 from orchestrator.engine.preflight import ready_repository
 from orchestrator.engine.repository import snapshots_or_create
-from orchestrator.errors import BusyError, CancelledError, OrchestratorError, ResticError
+from orchestrator.errors import ResticError
 from orchestrator.events import COPY_DONE, COPY_FAILED, Event, Severity
 from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
 
 KIND = "copy"
-BUSY = "busy"
 
 # restic 0.14 prints (text only) "snapshot 5678abcd saved" for a new copy, and "skipping
 # source snapshot 1234abcd, was already copied to snapshot 5678abcd" for one already there.
@@ -74,20 +73,15 @@ def copy_snapshot(
         ),
         slot_key=backup.slot_key,
     )
-    ctx.catalog.start_run(run)
-    try:
-        with run_lock(
-            ctx.config.settings.state_dir / "locks", f"{policy.name}@{dest.name}", ctx.host, now
-        ):
-            _copy(ctx, source, backup, dest, run)
-    except CancelledError as exc:
-        _finish(ctx, run, source, backup, "cancelled", features.INTERRUPTED, exc.message)
-        raise
-    except BusyError as exc:
-        _finish(ctx, run, source, backup, "failed", BUSY, exc.message)
-    except OrchestratorError as exc:
-        _finish(ctx, run, source, backup, "failed", getattr(exc, "kind", "copy"), exc.message)
-    return run
+    return locked_run(
+        ctx,
+        run,
+        lambda: _copy(ctx, source, backup, dest, run),
+        lambda outcome, kind, message: _finish(ctx, run, source, backup, outcome, kind, message),
+        busy_outcome="failed",
+        restic_outcomes={},
+        other_kind="copy",
+    )
 
 
 def _copy(
@@ -137,9 +131,7 @@ def _finish(
     kind: str | None,
     message: str,
 ) -> None:
-    run.outcome, run.error_kind, run.message = outcome, kind, message
-    run.finished_at = ctx.clock.now()
-    ctx.catalog.finish_run(run)
+    finished = end_run(ctx, run, outcome, kind, message)
     event_kind, severity = {
         "success": (COPY_DONE, "info"),
         "failed": (COPY_FAILED, "error"),
@@ -149,7 +141,7 @@ def _finish(
     ctx.events.publish(
         Event(
             kind=event_kind,
-            time=run.finished_at,
+            time=finished,
             severity=sev,
             summary=f"copy of '{run.policy}' from '{source.name}' to '{run.target}': "
             f"{outcome}: {message}",

@@ -10,12 +10,20 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from orchestrator.errors import BusyError
+from orchestrator.errors import BusyError, CancelledError, OrchestratorError, ResticError
+from orchestrator.restic.features import INTERRUPTED
+
+if TYPE_CHECKING:
+    from orchestrator.catalog import RunRecord
+    from orchestrator.engine.context import Context
+
+BUSY = "busy"  # the error kind of a run refused because its lock is held
 
 
 @contextmanager
@@ -38,3 +46,47 @@ def run_lock(lock_dir: Path, name: str, host: str, now: datetime) -> Iterator[No
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def end_run(ctx: Context, run: RunRecord, outcome: str, kind: str | None, message: str) -> datetime:
+    """Record in the catalog how a run ended (its event is the caller's to publish)."""
+    run.outcome, run.error_kind, run.message = outcome, kind, message
+    run.finished_at = finished = ctx.clock.now()
+    ctx.catalog.finish_run(run)
+    return finished
+
+
+Finish = Callable[[str, str | None, str], None]  # (outcome, error kind, message)
+
+
+def locked_run(
+    ctx: Context,
+    run: RunRecord,
+    body: Callable[[], None],
+    finish: Finish,
+    *,
+    busy_outcome: str,
+    restic_outcomes: Mapping[str, str],
+    other_kind: str,
+) -> RunRecord:
+    """The life of one run (a backup, a copy): recorded as started, run under the lock of
+    its (policy, target), and every expected failure recorded as an outcome by `finish`.
+
+    Cancelled (SIGINT/SIGTERM) is recorded, then re-raised so the caller stops. Busy (our
+    lock held) ends as `busy_outcome`; a restic error as `restic_outcomes[kind]` (else
+    failed); any other expected error as failed with its kind, or `other_kind`."""
+    ctx.catalog.start_run(run)
+    lock_dir = ctx.config.settings.state_dir / "locks"
+    try:
+        with run_lock(lock_dir, f"{run.policy}@{run.target}", ctx.host, run.started_at):
+            body()
+    except CancelledError as exc:
+        finish("cancelled", INTERRUPTED, exc.message)
+        raise
+    except BusyError as exc:
+        finish(busy_outcome, BUSY, exc.message)
+    except ResticError as exc:
+        finish(restic_outcomes.get(exc.kind, "failed"), exc.kind, exc.message)
+    except OrchestratorError as exc:
+        finish("failed", getattr(exc, "kind", other_kind), exc.message)
+    return run

@@ -69,8 +69,6 @@ def check_target(ctx: Context, spec: TargetSpec) -> TargetCheck:
         if probe.writable is False:
             raise TargetError(f"target '{spec.name}': the repository location is not writable")
         if not probe.initialised and ctx.catalog.ever_had_snapshot(spec.name):
-            from orchestrator.engine.repository import missing_error
-
             # "does not exist yet (restic creates it)" is the promise for a new target only
             result.notes = [n for n in result.notes if "restic creates it" not in n]
             raise missing_error(ctx, spec)
@@ -107,6 +105,18 @@ def check_target(ctx: Context, spec: TargetSpec) -> TargetCheck:
         if close is not None:
             close()
     return result
+
+
+def missing_error(ctx: Context, spec: TargetSpec) -> OrchestratorError:
+    """The one line for a repository that existed (the catalog saw snapshots) and is gone."""
+    where = ctx.target(spec).describe()
+    return OrchestratorError(
+        f"target '{spec.name}': no repository at {where}, but the catalog has recorded "
+        "snapshots there (an unmounted disk? a moved directory or bucket?); nothing was "
+        f"created. If it is really lost, 'orchestrator target init {spec.name}' creates "
+        "a new, empty one",
+        kind=features.REPOSITORY_MISSING,
+    )
 
 
 def ready_repository(ctx: Context, spec: TargetSpec) -> tuple[Target, Repository]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.engine.context import Context
-from orchestrator.errors import BusyError, OrchestratorError, ResticError, UsageError
+from orchestrator.engine.preflight import missing_error, ready_repository
+from orchestrator.errors import BusyError, ResticError, UsageError
 from orchestrator.policies.model import TargetSpec
 from orchestrator.restic import commands, features
 from orchestrator.restic.runner import Repository
@@ -65,18 +66,6 @@ def creation_lock(
         os.close(fd)
 
 
-def missing_error(ctx: Context, spec: TargetSpec) -> OrchestratorError:
-    """The one line for a repository that existed (the catalog saw snapshots) and is gone."""
-    where = ctx.target(spec).describe()
-    return OrchestratorError(
-        f"target '{spec.name}': no repository at {where}, but the catalog has recorded "
-        "snapshots there (an unmounted disk? a moved directory or bucket?); nothing was "
-        f"created. If it is really lost, 'orchestrator target init {spec.name}' creates "
-        "a new, empty one",
-        kind=features.REPOSITORY_MISSING,
-    )
-
-
 def snapshots_or_create(
     ctx: Context,
     spec: TargetSpec,
@@ -114,8 +103,6 @@ class InitResult:
 def init_target(ctx: Context, name: str) -> InitResult:
     """`orchestrator target init NAME`: create the repository if there is none (a copy
     target gets its source's chunker parameters); one that exists is left as it is."""
-    from orchestrator.engine.preflight import ready_repository
-
     if name not in ctx.config.targets:
         known = ", ".join(sorted(ctx.config.targets)) or "none"
         raise UsageError(f"unknown target '{name}' (known: {known})")

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from orchestrator.engine.context import Context
-from orchestrator.engine.due import share_refusal
+from orchestrator.engine.due_rules import share_refusal
 from orchestrator.engine.locks import run_lock
 from orchestrator.errors import BusyError, OrchestratorError
 from orchestrator.events import (

@@ -77,41 +77,34 @@ def _verify_target(
         host=ctx.host,
         pid=ctx.pid,
     )
-    ctx.catalog.start_verification(rec)
-    lock_dir = ctx.config.settings.state_dir / "locks"
-    try:
-        with run_lock(lock_dir, f"verify@{spec.name}", ctx.host, rec.started_at):
-            if tier == "media":
-                result = _media(ctx, policy, spec, rec)
-            else:
-                _target, repo = ready_repository(ctx, spec)
-                part = None
-                if tier == "subset":
-                    total = subset_total_for(ctx, policy, spec.name)
-                    part = f"{next_part(total, ctx.catalog.subset_parts(spec.name, total))}/{total}"
-                listed_at = ctx.clock.now()
-                held = commands.snapshots(ctx.runner, repo)
-                result = run_check(ctx.runner, repo, part)
-                result.damage += _lost(ctx, spec.name, listed_at, held)
-                if tier == "subset" and not result.damage:
-                    i, total = (int(x) for x in part.split("/"))  # type: ignore[union-attr]
-                    ctx.catalog.record_subset_part(spec.name, total, i, rec.started_at, rec.id)
-                    cov = subset_coverage(
-                        total, ctx.catalog.subset_parts(spec.name, total), ctx.clock.now()
-                    )
-                    result.details["coverage"] = cov.describe(
-                        subset_runs_since(ctx, spec.name, cov.oldest_read) + 1
-                    )
-                    result.details["coverage_percent"] = cov.percent
-                    result.message += f"; {result.details['coverage']}"
-        _finish(ctx, rec, result)
-    except CancelledError as exc:
-        _fail(ctx, rec, "cancelled", exc.message)
-        raise
-    except BusyError as exc:
-        _fail(ctx, rec, BUSY, exc.message)
-    except OrchestratorError as exc:
-        _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
+
+    def body() -> TierResult:
+        if tier == "media":
+            result = _media(ctx, policy, spec, rec)
+        else:
+            _target, repo = ready_repository(ctx, spec)
+            part = None
+            if tier == "subset":
+                total = subset_total_for(ctx, policy, spec.name)
+                part = f"{next_part(total, ctx.catalog.subset_parts(spec.name, total))}/{total}"
+            listed_at = ctx.clock.now()
+            held = commands.snapshots(ctx.runner, repo)
+            result = run_check(ctx.runner, repo, part)
+            result.damage += _lost(ctx, spec.name, listed_at, held)
+            if tier == "subset" and not result.damage:
+                i, total = (int(x) for x in part.split("/"))  # type: ignore[union-attr]
+                ctx.catalog.record_subset_part(spec.name, total, i, rec.started_at, rec.id)
+                cov = subset_coverage(
+                    total, ctx.catalog.subset_parts(spec.name, total), ctx.clock.now()
+                )
+                result.details["coverage"] = cov.describe(
+                    subset_runs_since(ctx, spec.name, cov.oldest_read) + 1
+                )
+                result.details["coverage_percent"] = cov.percent
+                result.message += f"; {result.details['coverage']}"
+        return result
+
+    _locked_check(ctx, rec, f"verify@{spec.name}", body)
     return rec
 
 
@@ -246,53 +239,45 @@ def _drill_target(
         host=ctx.host,
         pid=ctx.pid,
     )
-    ctx.catalog.start_verification(rec)
     state = ctx.config.settings.state_dir
     spec_drill = policy.drill
-    try:
-        with run_lock(state / "locks", f"drill@{spec.name}", ctx.host, rec.started_at):
-            drills = state / "drills"
-            for stale in drills.glob(f"{spec.name}-*"):  # left by a killed drill
-                shutil.rmtree(stale, ignore_errors=True)
-            _target, repo = ready_repository(ctx, spec)
-            snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
-            if not snaps:
-                raise OrchestratorError(
-                    f"target '{spec.name}' holds no snapshot of policy '{policy.name}' to drill"
-                )
-            snap = snaps[-1]
-            rec.snapshot_id = snap.id
-            previous: list[list[str]] = []
-            if seed is None:  # an explicit seed reproduces a sample without history
-                previous = [
-                    r.details.get("sample", [])
-                    for r in ctx.catalog.verifications(
-                        target=spec.name, tier="drill", policy=policy.name, limit=1000
-                    )
-                    if r.outcome in ("ok", "damaged")
-                ]
-            result = run_drill(
-                ctx.runner,
-                repo,
-                snap,
-                drills / f"{spec.name}-{rec.id[:12]}",
-                chosen_seed,
-                spec_drill.sample_files if spec_drill else None,
-                parse_size(spec_drill.sample_bytes)
-                if spec_drill and spec_drill.sample_bytes
-                else None,
-                spec_drill.rto_minutes if spec_drill else None,
-                previous_samples=previous,
-                after_restore=after_restore,
+
+    def body() -> TierResult:
+        drills = state / "drills"
+        for stale in drills.glob(f"{spec.name}-*"):  # left by a killed drill
+            shutil.rmtree(stale, ignore_errors=True)
+        _target, repo = ready_repository(ctx, spec)
+        snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
+        if not snaps:
+            raise OrchestratorError(
+                f"target '{spec.name}' holds no snapshot of policy '{policy.name}' to drill"
             )
-        _finish(ctx, rec, result)
-    except CancelledError as exc:
-        _fail(ctx, rec, "cancelled", exc.message)
-        raise
-    except BusyError as exc:
-        _fail(ctx, rec, BUSY, exc.message)
-    except OrchestratorError as exc:
-        _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
+        snap = snaps[-1]
+        rec.snapshot_id = snap.id
+        previous: list[list[str]] = []
+        if seed is None:  # an explicit seed reproduces a sample without history
+            previous = [
+                r.details.get("sample", [])
+                for r in ctx.catalog.verifications(
+                    target=spec.name, tier="drill", policy=policy.name, limit=1000
+                )
+                if r.outcome in ("ok", "damaged")
+            ]
+        result = run_drill(
+            ctx.runner,
+            repo,
+            snap,
+            drills / f"{spec.name}-{rec.id[:12]}",
+            chosen_seed,
+            spec_drill.sample_files if spec_drill else None,
+            parse_size(spec_drill.sample_bytes) if spec_drill and spec_drill.sample_bytes else None,
+            spec_drill.rto_minutes if spec_drill else None,
+            previous_samples=previous,
+            after_restore=after_restore,
+        )
+        return result
+
+    _locked_check(ctx, rec, f"drill@{spec.name}", body)
     ctx.events.publish(
         Event(
             kind=DRILL_DONE,
@@ -306,6 +291,25 @@ def _drill_target(
         )
     )
     return rec
+
+
+def _locked_check(
+    ctx: Context, rec: VerificationRecord, lock_name: str, body: Callable[[], TierResult]
+) -> None:
+    """Record the check as started, run it under its lock, and record how it ended: a
+    cancelled check is recorded, then re-raised so the caller stops."""
+    ctx.catalog.start_verification(rec)
+    try:
+        with run_lock(ctx.config.settings.state_dir / "locks", lock_name, ctx.host, rec.started_at):
+            result = body()
+        _finish(ctx, rec, result)
+    except CancelledError as exc:
+        _fail(ctx, rec, "cancelled", exc.message)
+        raise
+    except BusyError as exc:
+        _fail(ctx, rec, BUSY, exc.message)
+    except OrchestratorError as exc:
+        _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
 
 
 def _finish(ctx: Context, rec: VerificationRecord, result: TierResult) -> None:

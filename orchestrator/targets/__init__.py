@@ -2,60 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from collections.abc import Callable
 
 from orchestrator.errors import UsageError
 from orchestrator.policies.model import LocalTargetSpec, S3TargetSpec, SftpTargetSpec, TargetSpec
-from orchestrator.restic.runner import Repository
+from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile, Target
 
-# The repository folders whose files restic names by the SHA-256 of their content.
-CONTENT_ADDRESSED = ("data", "index", "snapshots", "keys")
-
-
-@dataclass(frozen=True)
-class RepoFile:
-    """One file of a repository, as the storage sees it (no password needed)."""
-
-    path: str  # relative to the repository root, '/'-separated, e.g. "data/ab/ab12..."
-    size: int
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What the full preflight (`target check`) found; failures raise TargetError instead.
-
-    `writable` and `free_bytes` are None where the storage cannot tell (S3 has no free space).
-    """
-
-    initialised: bool
-    writable: bool | None
-    free_bytes: int | None = None
-    notes: tuple[str, ...] = ()  # facts for people: "host key ... known", "bucket ... exists"
-
-
-class Target(Protocol):
-    name: str
-
-    def list_files(self, folders: tuple[str, ...] = CONTENT_ADDRESSED) -> Iterator[RepoFile]:
-        """Every file under these repository folders, with its size."""
-
-    def open_file(self, path: str) -> AbstractContextManager[BinaryIO]:
-        """Stream one repository file's bytes (never the whole file in memory)."""
-
-    def repository(self, password: str) -> Repository:
-        """How restic reaches this target's repository."""
-
-    def preflight(self) -> None:
-        """Cheap checks before every run; raises OrchestratorError with a reason."""
-
-    def probe(self) -> Probe:
-        """The full check for `target check` (may write and delete a small probe file)."""
-
-    def describe(self) -> str:
-        """Where the repository is, for people (no secrets)."""
+__all__ = ["CONTENT_ADDRESSED", "Probe", "RepoFile", "Target", "open_target"]
 
 
 def open_target(spec: TargetSpec, resolve: Callable[[str], str] | None = None) -> Target:

@@ -9,7 +9,7 @@ from typing import BinaryIO
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import LocalTargetSpec
 from orchestrator.restic.runner import Repository
-from orchestrator.targets import CONTENT_ADDRESSED, Probe, RepoFile
+from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile
 
 
 class LocalTarget:

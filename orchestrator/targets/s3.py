@@ -27,7 +27,7 @@ from orchestrator.errors import SecretError, TargetError
 from orchestrator.policies.model import S3TargetSpec
 from orchestrator.restic import features
 from orchestrator.restic.runner import Repository
-from orchestrator.targets import CONTENT_ADDRESSED, Probe, RepoFile
+from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile
 
 AUTH = "auth"
 NO_BUCKET = "no_bucket"

@@ -25,7 +25,7 @@ from orchestrator.errors import TargetError, UsageError
 from orchestrator.policies.model import SftpTargetSpec
 from orchestrator.restic import features
 from orchestrator.restic.runner import Repository
-from orchestrator.targets import CONTENT_ADDRESSED, Probe, RepoFile
+from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile
 
 if TYPE_CHECKING:
     import paramiko

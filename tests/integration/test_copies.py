@@ -10,7 +10,6 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import sqlite3
 import subprocess
 import textwrap
 import uuid
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 import servers
-from conftest import PASSWORD, Workspace
+from conftest import LOCAL_HEAD, PASSWORD, Workspace
 from test_targets import S3_KEY_ID, S3_SECRET, S3_SECRET_ENV, s3_block, sftp_block
 
 pytestmark = pytest.mark.integration
@@ -29,16 +28,9 @@ BUCKET = "orc-copies"
 COPY_PASSWORD = "another repository's password 7"
 COPY_SECRET_ENV = "ORCHESTRATOR_SECRET_REPO_COPY"
 
-CONFIG = """\
-[orchestrator]
-state_dir = "var"
-timezone = "UTC"
-
-[targets.local]
-kind = "local"
-path = "repos/local"
-password = "secret:repo-test"
-
+CONFIG = (
+    LOCAL_HEAD
+    + """
 {block}
 [policies.files]
 importance = "critical"
@@ -47,6 +39,7 @@ targets = ["local"]
 copy_to = ["{name}"]
 daily = {{ at = "01:30", level = "incremental" }}
 """
+)
 
 
 @dataclass
@@ -123,14 +116,6 @@ def _config_of(out: subprocess.CompletedProcess[str]) -> dict:
     return json.loads(out.stdout)
 
 
-def _catalog(ws: Workspace, sql: str) -> list[tuple]:
-    db = sqlite3.connect(ws.catalog)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 def test_backup_is_copied_with_its_tags(copy_target: CopyTarget, workspace: Workspace) -> None:
     ws = workspace
     result = ws.orc("-vv", "--json", "backup", "files", "--level", "full")
@@ -167,9 +152,9 @@ def test_backup_is_copied_with_its_tags(copy_target: CopyTarget, workspace: Work
     assert there["run"] == backup["id"] and there["level"] == "full"
 
     # The catalog knows the copy as a run, and the event went out.
-    rows = _catalog(ws, "SELECT kind, target, outcome, snapshot_id FROM runs ORDER BY rowid")
+    rows = ws.query("SELECT kind, target, outcome, snapshot_id FROM runs ORDER BY rowid")
     assert rows[-1] == ("copy", copy_target.name, "success", copy["snapshot_id"])
-    events = _catalog(ws, "SELECT kind, target, details FROM events WHERE kind LIKE 'copy.%'")
+    events = ws.query("SELECT kind, target, details FROM events WHERE kind LIKE 'copy.%'")
     [(kind, target, details)] = events
     assert (kind, target) == ("copy.done", copy_target.name)
     assert json.loads(details)["source_snapshot_id"] == backup["snapshot_id"]
@@ -199,11 +184,11 @@ def test_failed_copy_exits_3(workspace: Workspace, sshd: Any) -> None:
     assert "success" in rows["local"] and "failed" in rows["nas"]
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("orchestrator: files@nas: target 'nas'") and "connection refused" in line
-    assert _catalog(ws, "SELECT kind, outcome FROM runs ORDER BY rowid") == [
+    assert ws.query("SELECT kind, outcome FROM runs ORDER BY rowid") == [
         ("backup", "success"),
         ("copy", "failed"),
     ]
-    assert _catalog(ws, "SELECT kind FROM events WHERE kind LIKE 'copy.%'") == [("copy.failed",)]
+    assert ws.query("SELECT kind FROM events WHERE kind LIKE 'copy.%'") == [("copy.failed",)]
 
 
 def test_no_copy_without_a_new_snapshot(workspace: Workspace, sshd: Any) -> None:
@@ -215,7 +200,7 @@ def test_no_copy_without_a_new_snapshot(workspace: Workspace, sshd: Any) -> None
         CONFIG.format(block=block, name="nas").replace('sources = ["data"]', 'sources = ["gone"]')
     )
     ws.orc("backup", "files", check=1, timeout=60)
-    assert _catalog(ws, "SELECT kind FROM runs") == [("backup",)]
+    assert ws.query("SELECT kind FROM runs") == [("backup",)]
 
 
 def test_copy_between_targets_needing_different_ssh_options_is_refused(

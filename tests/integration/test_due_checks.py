@@ -6,24 +6,12 @@ are the witnesses; a second pass at the same time repeats nothing.
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from conftest import Workspace, restic_snapshots, tag
+from conftest import Workspace, local_head, restic_snapshots, tag
 
 pytestmark = pytest.mark.integration
 
-HEAD = """\
-[orchestrator]
-state_dir = "var"
-timezone = "UTC"
-retry_backoff = 0
-
-[targets.local]
-kind = "local"
-path = "repos/local"
-password = "secret:repo-test"
-"""
+HEAD = local_head(retry_backoff=0)
 
 COPY = """
 [targets.copy]
@@ -51,14 +39,9 @@ drill = { every = "weekly", sample_files = 2 }
 
 
 def verifications(ws: Workspace) -> list[tuple[str, str, str, str]]:
-    db = sqlite3.connect(ws.catalog)
-    try:
-        rows = db.execute(
-            "SELECT tier, policy, target, outcome FROM verifications ORDER BY started_at, tier"
-        )
-        return [tuple(r) for r in rows]
-    finally:
-        db.close()
+    return ws.query(
+        "SELECT tier, policy, target, outcome FROM verifications ORDER BY started_at, tier"
+    )
 
 
 def test_run_due_copies_the_new_snapshot_to_copy_to(workspace: Workspace) -> None:
@@ -77,11 +60,7 @@ def test_run_due_copies_the_new_snapshot_to_copy_to(workspace: Workspace) -> Non
     # idempotent: nothing runs or is copied again at the same time
     assert ws.orc_json("run", "--due", "--now", "2026-03-04T01:30")["runs"] == []
     assert len(restic_snapshots(ws.root / "repos" / "copy")) == 1
-    db = sqlite3.connect(ws.catalog)
-    try:
-        (row,) = db.execute("SELECT state, outcome FROM slots WHERE kind = 'backup'")
-    finally:
-        db.close()
+    (row,) = ws.query("SELECT state, outcome FROM slots WHERE kind = 'backup'")
     assert row == ("done", "success")
 
 

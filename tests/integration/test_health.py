@@ -13,20 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from conftest import LOCAL_HEAD, Workspace
 
 pytestmark = pytest.mark.integration
 
-POLICIES = """\
-[orchestrator]
-state_dir = "var"
-timezone = "UTC"
-
-[targets.local]
-kind = "local"
-path = "repos/local"
-password = "secret:repo-test"
-
+POLICIES = (
+    LOCAL_HEAD
+    + """
 [policies.files]
 importance = "critical"
 sources = ["data"]
@@ -34,6 +27,7 @@ targets = ["local"]
 daily = { at = "01:30", level = "incremental" }
 verify = { every = "daily", media = true }
 """
+)
 
 
 def row(ws: Workspace, *args: str) -> dict:

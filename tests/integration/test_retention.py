@@ -12,21 +12,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Workspace, restic_snapshots, tag
+from conftest import Workspace, local_head, restic_snapshots, tag
 
 pytestmark = pytest.mark.integration
 
-HEAD = """\
-[orchestrator]
-state_dir = "var"
-timezone = "UTC"
-retry_backoff = 0
-
-[targets.local]
-kind = "local"
-path = "repos/local"
-password = "secret:repo-test"
-"""
+HEAD = local_head(retry_backoff=0)
 
 LEVELS_POLICY = """
 [policies.files]

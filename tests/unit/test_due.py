@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.engine.due import (
+from orchestrator.engine.due_rules import (
     Job,
     PolicyState,
     due_work,

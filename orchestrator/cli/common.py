@@ -1,0 +1,71 @@
+"""What every command shares: the options object (config and context opened on first
+use) and reading a time given on the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.errors import UsageError
+
+LEVEL_CHOICES = ["full", "differential", "incremental", "auto"]
+
+
+class Obj:
+    """Global options, and the config and context opened on first use."""
+
+    def __init__(self, config_path: Path, as_json: bool, verbose: int = 0) -> None:
+        self.config_path = config_path
+        self.as_json = as_json
+        self.verbose = verbose
+        self._config: Any = None
+        self._ctx: Any = None
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from orchestrator.policies.loader import load_config
+
+            if not self.config_path.exists() and not self.config_path.is_symlink():
+                raise UsageError(
+                    f"no policies file at {self.config_path.absolute()}: pass --config PATH or set "
+                    "$ORCHESTRATOR_CONFIG (default: ./policies.toml)"
+                )
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def context(self, now: datetime | None = None) -> Any:
+        if self._ctx is None:
+            from orchestrator.clock import FixedClock
+            from orchestrator.engine.context import Context
+
+            clock = FixedClock(now) if now is not None else None
+            self._ctx = Context.open(self.config, clock, simulated=now is not None)
+        return self._ctx
+
+    def emit(self, command: str, payload: dict[str, Any], text: str | Callable[[], str]) -> None:
+        if self.as_json:
+            from orchestrator.render import dump_json
+
+            click.echo(dump_json(command, payload))
+        else:
+            click.echo(text() if callable(text) else text)
+
+
+def parse_time(value: str | None, tz: str, option: str) -> datetime | None:
+    """ISO 8601; a time without offset is read in the configured time zone."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{option}: '{value}' is not an ISO 8601 time (e.g. 2026-11-24T01:30)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))

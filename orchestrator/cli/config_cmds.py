@@ -1,0 +1,88 @@
+"""`validate` and `plan`: read policies.toml, show what it means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from orchestrator.cli.common import Obj, parse_time
+from orchestrator.render.listing import render_plan
+
+
+@click.command()
+@click.pass_obj
+def validate(obj: Obj) -> None:
+    """Check policies.toml and list every problem at once (exit 2 when there are any)."""
+    cfg = obj.config
+    warnings = _unset_secrets(cfg)
+    obj.emit(
+        "validate",
+        {
+            "valid": True,
+            "path": cfg.path,
+            "policies": sorted(cfg.policies),
+            "targets": sorted(cfg.targets),
+            "warnings": warnings,
+        },
+        f"{cfg.path}: valid ({len(cfg.policies)} policies, {len(cfg.targets)} targets)",
+    )
+    for warning in warnings:
+        click.echo(f"orchestrator: warning: {warning}", err=True)
+
+
+def _unset_secrets(cfg: Any) -> list[str]:
+    """Referenced secrets that are set nowhere yet: a warning (a fresh install sets them
+    after writing the file), not an error."""
+    from orchestrator.security.secrets import SecretStore, env_name, secret_name
+
+    refs = [(f"targets.{t.name}.password", t.password) for t in cfg.targets.values()]
+    refs += [
+        (f"targets.{t.name}.credentials", t.credentials)
+        for t in cfg.targets.values()
+        if getattr(t, "credentials", None)
+    ]
+    refs += [
+        (f"policies.{p.name}.database.password", p.database.password)
+        for p in cfg.policies.values()
+        if p.database and p.database.password
+    ]
+    store = SecretStore(cfg.settings.state_dir)
+    return [
+        f"{place}: secret '{name}' is not set: export {env_name(name)} "
+        f"or run 'orchestrator secrets set {name}'"
+        for place, ref in refs
+        if not store.has(ref) and (name := secret_name(ref))
+    ]
+
+
+@click.command()
+@click.option("--from", "start", metavar="T", help="Start of the plan (ISO 8601); default now.")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
+@click.pass_obj
+def plan(obj: Obj, start: str | None, days: int) -> None:
+    """What will run when, at which level, and why."""
+    from orchestrator.engine.plan import plan as make_plan
+
+    tz = obj.config.settings.timezone
+    ctx = obj.context()
+    begin = parse_time(start, tz, "--from") or ctx.clock.now()
+    runs = make_plan(ctx, begin, days)
+    rows = [
+        {
+            "due": p.slot.due,
+            "policy": p.slot.policy,
+            "target": p.target,
+            "level": p.decision.level,
+            "scheduled_level": p.slot.level,
+            "schedules": list(p.slot.schedules),
+            "slot": p.slot.key,
+            "why": f"{p.slot.reason}; {p.decision.reason}",
+        }
+        for p in runs
+    ]
+    obj.emit(
+        "plan",
+        {"from": begin, "days": days, "runs": rows},
+        lambda: render_plan(rows),
+    )

@@ -1,0 +1,85 @@
+"""`status`: what the catalog says about every policy and target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from orchestrator.cli.common import Obj, parse_time
+from orchestrator.render.status import in_zone, render_status
+
+
+@click.command()
+@click.option("--now", metavar="T", help="Judge ages as of this time.")
+@click.pass_obj
+def status(obj: Obj, now: str | None) -> None:
+    """Per policy and target: newest good backup, its age against the RPO, what is next."""
+    from orchestrator.engine.status import status as get_status
+
+    cfg = obj.config
+    tz = cfg.settings.timezone
+    ctx = obj.context(parse_time(now, tz, "--now"))
+    rows = get_status(ctx)
+    warnings = _catalog_warnings(ctx, rows)
+    payload = {
+        "timezone": tz,  # every time below is in this zone (the config's `timezone`)
+        "now": ctx.clock.now(),
+        "warnings": warnings,
+        "policies": [
+            {
+                "policy": r.policy,
+                "target": r.target,
+                "importance": r.importance,
+                "health": r.health,
+                "health_reasons": r.problems,
+                "newest": r.newest,
+                "newest_by_level": r.newest_by_level,
+                "last_run": r.last_run,
+                "age_hours": r.age_hours,
+                "rpo_hours": r.rpo_hours,
+                "rpo_breached": r.rpo_breached,
+                "next_due": r.next_due,
+                "last_drill": r.last_drill,
+                "drill_age_hours": r.drill_age_hours,
+                "subset_coverage": r.subset_coverage,
+                "missed": [
+                    {"slot": m.key, "due": m.due, "state": m.state, "note": m.note}
+                    for m in getattr(r, "missed", ())
+                ],
+                "running": getattr(r, "running", ()),
+            }
+            for r in rows
+        ],
+    }
+    obj.emit(
+        "status",
+        in_zone(payload, tz),
+        lambda: "\n".join([render_status(rows, tz), *warnings]),
+    )
+
+
+def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
+    """`status` reads only the catalog: say when the catalog itself may be what is wrong
+    (new since a date while targets have no backup; snapshots that vanished)."""
+    from orchestrator.catalog.sqlite import CREATED_MARK
+    from orchestrator.engine.reconcile import lost_snapshots
+
+    out = []
+    empty = [f"{r.policy}@{r.target}" for r in rows if r.newest is None]
+    if empty:
+        created = ctx.catalog.get_mark(CREATED_MARK)
+        since = f"since this catalog was created ({created[:16]} UTC)" if created else ""
+        out.append(
+            f"warning: no backup recorded for {', '.join(empty)} {since}: if the "
+            "repositories hold snapshots (a deleted or replaced catalog), run "
+            "'orchestrator catalog rebuild'"
+        )
+    for target in sorted({r.target for r in rows}):
+        lost = lost_snapshots(ctx.catalog, target)
+        if lost:
+            out.append(
+                f"warning: target '{target}' lost {len(lost)} snapshot(s) the catalog "
+                "recorded (see 'orchestrator verify'); they are not counted as backups"
+            )
+    return out

@@ -1,0 +1,168 @@
+"""What a pass does after the backups: the verification tiers and drills due, retention
+(forget daily, prune weekly at most) and the RPO watch."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from orchestrator.catalog import SlotRecord
+from orchestrator.engine.due_rules import PassReport, forget_due, prune_due, rpo_breaches
+
+if TYPE_CHECKING:
+    from orchestrator.engine.context import Context
+
+log = logging.getLogger("orchestrator.daemon")
+
+
+def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """Verification tiers and drills due by the policies' `verify`/`drill` entries
+    (rules in checks_due), one after another, after the backups and copies."""
+    from orchestrator.engine.checks_due import DONE_OUTCOMES, LastCheck, checks_due
+    from orchestrator.engine.verification import drill, verify
+    from orchestrator.errors import CancelledError
+
+    policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
+    holders = {p.name: [*p.targets, *p.copy_to] for p in policies}
+
+    def newest(key: tuple[str, str, str], outcomes: tuple[str, ...] | None) -> datetime | None:
+        name, target, tier = key
+        found = ctx.catalog.verifications(
+            target=target, tier=tier, policy=name, outcomes=outcomes, limit=1
+        )
+        return found[0].started_at if found else None
+
+    keys = [
+        (p.name, t, tier)
+        for p in policies
+        for t in holders[p.name]
+        for tier in ("check", "subset", "media", "drill")
+    ]
+    last = {k: LastCheck(newest(k, DONE_OUTCOMES), newest(k, None)) for k in keys}
+    for job in checks_due(policies, holders, last, now, ctx.config.settings.timezone):
+        policy = ctx.config.policies[job.policy]
+        log.info("%s of '%s' on '%s' due: %s", job.tier, job.policy, job.target, job.reason)
+        try:
+            if job.tier == "drill":
+                report.checks += drill(ctx, policy, job.target)
+            else:
+                report.checks += verify(ctx, policy, job.target, job.tier)
+        except CancelledError:  # SIGINT/SIGTERM: recorded failed (cancelled); stop the pass
+            report.cancelled = True
+            raise KeyboardInterrupt from None
+
+
+def retention_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """forget per policy (daily at most), then prune per target (weekly at most)."""
+    from orchestrator.engine.retention import forget_policy, prune_target
+
+    tz = ctx.config.settings.timezone
+    for policy in ctx.config.policies.values():
+        goods = [ctx.catalog.newest_run(policy.name, t) for t in policy.targets]
+        newest = max((r.started_at for r in goods if r), default=None)
+        last = ctx.catalog.newest_slot_due("forget", policy.name)
+        if not forget_due(policy, newest, last, now, tz):
+            continue
+        key = f"forget:{policy.name}@{now.astimezone(ZoneInfo(tz)).date().isoformat()}"
+        rec = _claim(ctx, now, key, "forget", policy.name, None)
+        if rec is None:
+            continue
+        results = forget_policy(ctx, policy)
+        report.retention += results
+        failed = any(r.refused or r.error for r in results)
+        _close(ctx, rec, failed, "; ".join(r.summary for r in results))
+    for name in sorted(ctx.config.targets):
+        removed = int(ctx.catalog.get_mark(f"removed-since-prune:{name}") or 0)
+        prunes = [
+            s
+            for s in ctx.catalog.slots(kind="prune", limit=200)
+            if s.target == name and s.outcome == "success"
+        ]
+        last = prunes[0].due if prunes else None
+        if not prune_due(removed, last, now):
+            continue
+        key = f"prune:{name}@{now.astimezone(UTC).isoformat(timespec='minutes')}"
+        rec = _claim(ctx, now, key, "prune", "", name)
+        if rec is None:
+            continue
+        error = prune_target(ctx, name)
+        report.prunes.append((name, error))
+        _close(ctx, rec, bool(error), error or "")
+
+
+def _claim(
+    ctx: Context, now: datetime, key: str, kind: str, policy: str, target: str | None
+) -> SlotRecord | None:
+    """A forget or prune slot recorded as started BEFORE it runs (None: another pass
+    already claimed it), so it runs once however many passes overlap."""
+    rec = SlotRecord(
+        key=key,
+        kind=kind,
+        policy=policy,
+        target=target,
+        due=now,
+        level=None,
+        state="started",
+        host=ctx.host,
+        pid=ctx.pid,
+        recorded_at=now,
+        started_at=now,
+    )
+    return rec if ctx.catalog.claim_slot(rec) else None
+
+
+def _close(ctx: Context, rec: SlotRecord, failed: bool, note: str) -> None:
+    rec.state, rec.finished_at = "done", ctx.clock.now()
+    rec.outcome, rec.note = ("failed" if failed else "success"), note
+    ctx.catalog.record_slot(rec)
+
+
+def rpo_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """File an RPO breach once when it begins (even if no run failed); note its end."""
+    from orchestrator.events import RPO_BREACHED, RPO_RESTORED, Event
+
+    policies = list(ctx.config.policies.values())
+    newest = {
+        (p.name, t): (r.started_at if (r := ctx.catalog.newest_run(p.name, t)) else None)
+        for p in policies
+        for t in p.targets
+    }
+    seen = {p.name: ctx.catalog.first_seen(p.name, now) for p in policies}
+    breaches = rpo_breaches(policies, newest, seen, now)
+    report.breaches = breaches
+    open_now = {(b.policy, b.target) for b in breaches}
+    for b in breaches:
+        mark = f"rpo-breach:{b.policy}@{b.target}"
+        if ctx.catalog.get_mark(mark):
+            continue
+        ctx.catalog.set_mark(mark, now.isoformat(), now)
+        newest_text = f"{b.newest_good:%Y-%m-%d %H:%M %Z}" if b.newest_good else "none"
+        ctx.events.publish(
+            Event(
+                RPO_BREACHED,
+                now,
+                "error",
+                f"'{b.policy}' on '{b.target}': newest good backup is {b.age_hours:.1f} h old "
+                f"(newest: {newest_text}), beyond its RPO of {b.rpo_hours:g} h",
+                policy=b.policy,
+                target=b.target,
+                details={"age_hours": round(b.age_hours, 2), "rpo_hours": b.rpo_hours},
+            )
+        )
+    for p in policies:
+        for t in p.targets:
+            mark = f"rpo-breach:{p.name}@{t}"
+            if (p.name, t) not in open_now and ctx.catalog.get_mark(mark):
+                ctx.catalog.set_mark(mark, None, now)
+                ctx.events.publish(
+                    Event(
+                        RPO_RESTORED,
+                        now,
+                        "info",
+                        f"'{p.name}' on '{t}': back within its RPO",
+                        policy=p.name,
+                        target=t,
+                    )
+                )
