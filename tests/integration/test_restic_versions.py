@@ -177,7 +177,7 @@ def test_item7_bundled_policy_does_not_back_up_pycache(tmp_path: Path) -> None:
     shutil.copytree(PROJECT / "orchestrator", root / "orchestrator")
     cache = root / "orchestrator" / "__pycache__"
     cache.mkdir(exist_ok=True)
-    (cache / "cli.cpython-311.pyc").write_bytes(b"\0" * 100)
+    (cache / "clock.cpython-311.pyc").write_bytes(b"\0" * 100)
     (root / "orchestrator" / "stray.pyc").write_bytes(b"\0" * 100)
     shutil.copy(PROJECT / "policies.toml", root / "policies.toml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "RESTIC_"))}
@@ -194,5 +194,5 @@ def test_item7_bundled_policy_does_not_back_up_pycache(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     listed = restic(root / "var" / "repos" / "local", "ls", "--json", "latest")
     paths = [json.loads(ln).get("path", "") for ln in listed.stdout.splitlines() if ln]
-    assert any(p.endswith("/orchestrator/cli.py") for p in paths)
+    assert any(p.endswith("/orchestrator/__init__.py") for p in paths)
     assert not [p for p in paths if "__pycache__" in p or p.endswith(".pyc")]
