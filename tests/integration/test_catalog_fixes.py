@@ -215,3 +215,18 @@ def test_item4_recovery_leaves_a_live_drills_scratch_alone(workspace: Workspace)
 
     assert (scratch / "f").exists()
     assert [r["outcome"] for r in rows(ws, "verifications")] == ["running"]
+
+
+def test_item3_rebuild_error_names_the_target_once(
+    workspace: Workspace, template_repo: Path
+) -> None:
+    ws = workspace
+    two_targets(ws, template_repo)
+    shutil.rmtree(ws.root / "r2")
+    (ws.root / "r2").write_text("not a repository\n")  # the target's own preflight refuses
+
+    res = ws.orc("catalog", "rebuild", check=3)
+
+    [line] = [ln for ln in res.stdout.splitlines() if ln.startswith("two:")]
+    assert line.startswith("two: NOT read: ") and "target 'two'" not in line, line
+    assert res.stderr.count("target 'two'") == 1, res.stderr
