@@ -158,10 +158,15 @@ class Catalog(Protocol):
         """The first run of these outcomes (`status`: since when checks are expected)."""
 
     def recover_interrupted(
-        self, host: str, is_alive: Callable[[int], bool], now: datetime
+        self,
+        host: str,
+        is_alive: Callable[[int], bool],
+        now: datetime,
+        on_check: Callable[[VerificationRecord], None] | None = None,
     ) -> list[RunRecord]:
         """Mark runs and verifications left 'running' by a dead process of this host as
-        interrupted."""
+        interrupted; `on_check` is called with each verification so recovered (to clean
+        up what its dead process left, e.g. a drill's scratch copy)."""
 
     def find_run(self, prefix: str, kind: str | None = None) -> RunRecord | None:
         """The run whose id starts with `prefix` (None when none or several match)."""

@@ -139,6 +139,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 CREATED_MARK = "catalog.created_at"
+# Set by `catalog rebuild` for a target whose repository it found missing: the lost catalog
+# may have seen snapshots there, so no backup or copy creates one (`target init` may).
+MISSING_AT_REBUILD_MARK = "rebuild.repository_missing:"
 
 _RUN_FIELDS = [f.name for f in fields(RunRecord)]
 _TIME_FIELDS = {"started_at", "finished_at", "gone_at"}
@@ -342,7 +345,7 @@ class SqliteCatalog:
             f"AND outcome IN ({marks}) LIMIT 1",
             (target, *GOOD_OUTCOMES),
         ).fetchone()
-        return row is not None
+        return row is not None or self.get_mark(MISSING_AT_REBUILD_MARK + target) is not None
 
     def oldest_run(
         self,
@@ -362,7 +365,11 @@ class SqliteCatalog:
         return _from_row(row) if row else None
 
     def recover_interrupted(
-        self, host: str, is_alive: Callable[[int], bool], now: datetime
+        self,
+        host: str,
+        is_alive: Callable[[int], bool],
+        now: datetime,
+        on_check: Callable[[VerificationRecord], None] | None = None,
     ) -> list[RunRecord]:
         rows = self.db.execute(
             "SELECT * FROM runs WHERE outcome = 'running' AND host = ?", (host,)
@@ -387,6 +394,8 @@ class SqliteCatalog:
             rec.outcome, rec.error_kind, rec.finished_at = "interrupted", "interrupted", now
             rec.message = f"the orchestrator process (pid {rec.pid}) stopped before it finished"
             self.finish_verification(rec)
+            if on_check is not None:
+                on_check(rec)
         return found
 
     def add_event(self, event: Event) -> None:

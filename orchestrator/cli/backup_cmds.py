@@ -128,6 +128,8 @@ def restore(
     from orchestrator.engine.restore import restore_policy
     from orchestrator.render import human_bytes
 
+    if not snapshot.strip():  # a prefix of every id: "ambiguous" would mislead
+        raise UsageError("--snapshot is empty: give a snapshot id or 'latest'")
     cfg = obj.config
     result = restore_policy(
         obj.context(), cfg.policy(policy), destination, snapshot, paths, target, overwrite

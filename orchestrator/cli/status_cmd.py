@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -67,8 +69,8 @@ def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
 
     out = []
     empty = [f"{r.policy}@{r.target}" for r in rows if r.newest is None]
-    if empty:
-        created = ctx.catalog.get_mark(CREATED_MARK)
+    created = ctx.catalog.get_mark(CREATED_MARK)
+    if empty and _earlier_catalog(ctx.config.settings.state_dir, created):
         since = f"since this catalog was created ({created[:16]} UTC)" if created else ""
         out.append(
             f"warning: no backup recorded for {', '.join(empty)} {since}: if the "
@@ -83,3 +85,31 @@ def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
                 "recorded (see 'orchestrator verify'); they are not counted as backups"
             )
     return out
+
+
+def _earlier_catalog(state_dir: Path, created: str | None) -> bool:
+    """Evidence that this catalog replaced an earlier one (else "no backup recorded" is
+    only a new install's truth, not a warning): a damaged catalog moved aside, or a run
+    lock in `state_dir/locks` older than this catalog (runs take it only after the
+    catalog exists). `secrets/` is no evidence: a password is set before the first run."""
+    if any(state_dir.glob("catalog.sqlite.damaged-*")):
+        return True
+    if created is None:
+        return False
+    try:
+        born = datetime.fromisoformat(created)
+    except ValueError:
+        return False
+    if born.tzinfo is None:
+        born = born.replace(tzinfo=UTC)
+    try:
+        locks = list((state_dir / "locks").iterdir())
+    except OSError:
+        return False
+    for lock in locks:
+        try:
+            if lock.stat().st_mtime < born.timestamp():
+                return True
+        except OSError:
+            continue
+    return False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from orchestrator.catalog import Catalog, CatalogEventSink
+from orchestrator.catalog import Catalog, CatalogEventSink, VerificationRecord
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import EventBus
 from orchestrator.policies.model import Config, TargetSpec
@@ -42,7 +44,9 @@ class Context:
             simulated=simulated,
         )
         ctx.events.subscribe(CatalogEventSink(catalog))
-        ctx.catalog.recover_interrupted(ctx.host, _pid_alive, ctx.clock.now())
+        ctx.catalog.recover_interrupted(
+            ctx.host, _pid_alive, ctx.clock.now(), lambda rec: remove_drill_scratch(state, rec)
+        )
         return ctx
 
     def target(self, spec: TargetSpec) -> Target:
@@ -57,6 +61,15 @@ class Context:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def remove_drill_scratch(state_dir: Path, rec: VerificationRecord) -> None:
+    """A drill whose process died (kill -9) left its full restored copy in
+    `state_dir/drills`; remove it when its record is recovered, not only at the next drill.
+    The name is the one verification.py's drill gives it: `<target>-<record id[:12]>`."""
+    if rec.tier != "drill" or not rec.target or not rec.id:
+        return
+    shutil.rmtree(state_dir / "drills" / f"{rec.target}-{rec.id[:12]}", ignore_errors=True)
 
 
 def _pid_alive(pid: int) -> bool:

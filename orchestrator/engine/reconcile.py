@@ -25,7 +25,12 @@ from datetime import datetime
 from pathlib import Path
 
 from orchestrator.catalog import GOOD_OUTCOMES, Catalog, RunRecord
-from orchestrator.catalog.sqlite import CatalogError, SqliteCatalog, same_snapshot
+from orchestrator.catalog.sqlite import (
+    MISSING_AT_REBUILD_MARK,
+    CatalogError,
+    SqliteCatalog,
+    same_snapshot,
+)
 from orchestrator.engine.context import Context
 from orchestrator.events import Event
 from orchestrator.restic.commands import Snapshot
@@ -275,7 +280,7 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
     """Rebuild runs and snapshots from every target's snapshot tags; a damaged catalog file
     is moved aside first. A target that cannot be read is reported and left as it was."""
     from orchestrator.catalog import CatalogEventSink
-    from orchestrator.engine.context import _pid_alive
+    from orchestrator.engine.context import _pid_alive, remove_drill_scratch
     from orchestrator.engine.preflight import ready_repository
     from orchestrator.errors import OrchestratorError
     from orchestrator.restic import commands
@@ -291,15 +296,37 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
         secrets=SecretStore(settings.state_dir),
     )
     ctx.events.subscribe(CatalogEventSink(catalog))
-    catalog.recover_interrupted(ctx.host, _pid_alive, ctx.clock.now())
+    state = settings.state_dir
+    catalog.recover_interrupted(
+        ctx.host, _pid_alive, ctx.clock.now(), lambda rec: remove_drill_scratch(state, rec)
+    )
     done = Rebuilt(aside)
     for spec in ctx.config.targets.values():
         try:
             _target, repo = ready_repository(ctx, spec)
             snaps = commands.snapshots(ctx.runner, repo)
         except OrchestratorError as exc:
-            if getattr(exc, "kind", None) != "no_repository":  # nothing there to rebuild from
-                done.errors[spec.name] = exc.message
+            if getattr(exc, "kind", None) == "no_repository":
+                # A missing repository is not "nothing to rebuild": the lost catalog may
+                # have seen snapshots there (an unmounted disk, a moved directory). Say
+                # so, and keep backups from creating a new empty one in its place.
+                mark = MISSING_AT_REBUILD_MARK + spec.name
+                ctx.catalog.set_mark(mark, "missing", ctx.clock.now())
+                where = ctx.target(spec).describe()
+                done.errors[spec.name] = (
+                    f"repository missing ({where}); backups will not create one there: "
+                    f"if it is really lost, 'orchestrator target init {spec.name}' creates "
+                    "a new, empty one"
+                )
+            else:
+                done.errors[spec.name] = _unprefixed(exc.message, spec.name)
             continue
+        ctx.catalog.set_mark(f"{MISSING_AT_REBUILD_MARK}{spec.name}", None, ctx.clock.now())
         done.targets.append(rebuild_target(ctx, spec.name, snaps))
     return ctx, done
+
+
+def _unprefixed(message: str, target: str) -> str:
+    """The error without its own "target 'x': " prefix: the report names the target."""
+    prefix = f"target '{target}': "
+    return message[len(prefix) :] if message.startswith(prefix) else message
