@@ -106,6 +106,13 @@ def _check_destination(destination: Path, overwrite: bool) -> Path:
         destination = destination.resolve()
     if destination.exists() and not destination.is_dir():
         raise UsageError(f"restore destination {destination} is a file, not a directory")
+    for above in destination.parents:  # the nearest folder above that exists must be one
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(
+                    f"restore destination {destination}: {above} is a file, not a directory"
+                )
+            break
     try:
         busy = destination.is_dir() and any(destination.iterdir())
     except OSError as exc:
@@ -222,7 +229,7 @@ def _put_in_place(staging: Path, destination: Path) -> None:
 def _is_real_dir(path: Path) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file where a folder of it should be
         return False
 
 

@@ -235,7 +235,7 @@ def _target(table: Table, name: str, base: Path) -> TargetSpec | None:
             host=table.need("host", values.nonempty_string) or "",
             port=table.get_or("port", values.port, 22),
             user=table.get_or("user", values.string, ""),
-            path=table.need("path", values.nonempty_string) or "",
+            path=table.need("path", values.path_text) or "",
             identity_file=table.get("identity_file", values.path_under(base)),
             known_hosts=table.get("known_hosts", values.path_under(base)),
             connect_timeout=table.get_or("connect_timeout", values.timeout_seconds, 30),

@@ -1,0 +1,67 @@
+"""Hardening items 1-4 (fix-input): input at the edges is one clear line with the
+documented exit code, and a full disk is blamed on the device that is full."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import Workspace
+
+pytestmark = pytest.mark.e2e
+
+
+def _one_line(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_item1_restore_below_a_regular_file_is_one_line(workspace: Workspace) -> None:
+    ws = workspace
+    ws.orc("backup", "files")
+    afile = ws.root / "afile"
+    afile.write_text("not a folder\n")
+    stderr = _one_line(ws.orc("restore", "files", "--to", str(afile / "sub"), check=None), 2)
+    assert str(afile) in stderr and "not a directory" in stderr
+
+
+def test_item1_plan_at_the_end_of_time_is_one_line(workspace: Workspace) -> None:
+    stderr = _one_line(workspace.orc("plan", "--from", "9999-12-31", "--days", "3", check=None), 2)
+    assert "--from" in stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "place"),
+    [
+        ('sources = ["data"]', 'sources = ["/tmp/s\\u0000rc"]', "policies.files.sources[0]"),
+        ('state_dir = "var"', 'state_dir = "v\\u0000ar"', "orchestrator.state_dir"),
+        ('path = "repos/local"', 'path = "repos/lo\\u0000cal"', "targets.local.path"),
+    ],
+    ids=["sources", "state_dir", "path"],
+)
+def test_item1_a_nul_byte_in_a_path_is_refused_with_its_place(
+    workspace: Workspace, old: str, new: str, place: str
+) -> None:
+    ws = workspace
+    ws.config.write_text(ws.config.read_text().replace(old, new))
+    for command in ("validate", "status"):  # config problems: a heading, one line each
+        result = ws.orc(command, check=None)
+        stderr = result.stderr
+        assert result.returncode == 2 and "Traceback" not in stderr, stderr
+        assert place in stderr and "NUL byte" in stderr
+
+
+def test_item1_a_nul_byte_in_sftp_paths_is_refused_with_its_place(workspace: Workspace) -> None:
+    ws = workspace
+    ws.config.write_text(
+        ws.config.read_text()
+        + '\n[targets.far]\nkind = "sftp"\nhost = "h"\nuser = "u"\npath = "r\\u0000"\n'
+        + 'password = "secret:repo-test"\nidentity_file = "k\\u0000"\n'
+        + 'known_hosts = "kh\\u0000"\n'
+    )
+    result = workspace.orc("validate", check=None)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for key in ("path", "identity_file", "known_hosts"):
+        assert f"targets.far.{key}" in result.stderr, result.stderr
