@@ -3,7 +3,9 @@ documented exit code, and a full disk is blamed on the device that is full."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import Workspace
@@ -65,3 +67,39 @@ def test_item1_a_nul_byte_in_sftp_paths_is_refused_with_its_place(workspace: Wor
     assert result.returncode == 2 and "Traceback" not in result.stderr
     for key in ("path", "identity_file", "known_hosts"):
         assert f"targets.far.{key}" in result.stderr, result.stderr
+
+
+def _mount_small_tmpfs(path: Path, size: str) -> None:
+    """A small file system of its own; skipped where it cannot be mounted, but a failure
+    under CI (which runs as root) so the test never silently stops proving anything."""
+    path.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot mount a tmpfs at {path}: {result.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs (needs root): {result.stderr.strip()}")
+
+
+def test_item2_a_full_restore_destination_is_named_not_the_repository(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = workspace
+    (ws.data / "big.bin").write_bytes(os.urandom(6_000_000))
+    ws.orc("backup", "files")
+    small = tmp_path / "small"
+    _mount_small_tmpfs(small, "2M")
+    try:
+        result = ws.orc("restore", "files", "--to", str(small / "x"), check=None)
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert f"no space left on the device holding the destination {small / 'x'}" in (
+            result.stderr
+        ), result.stderr
+        assert "holding the repository" not in result.stderr
+        assert list(small.iterdir()) == []  # nothing half-written left behind
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
