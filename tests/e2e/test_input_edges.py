@@ -3,6 +3,7 @@ documented exit code, and a full disk is blamed on the device that is full."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -103,3 +104,36 @@ def test_item2_a_full_restore_destination_is_named_not_the_repository(
         assert list(small.iterdir()) == []  # nothing half-written left behind
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def _fill(directory: Path) -> None:
+    """Write until the file system says it is full."""
+    with open(directory / "filler", "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    with contextlib.suppress(OSError):
+        (directory / "filler2").write_bytes(b"\0" * 4096)
+
+
+def test_item3_a_state_dir_full_before_the_start_gets_the_free_space_hint(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = workspace
+    state = tmp_path / "state"
+    _mount_small_tmpfs(state, "1M")
+    try:
+        ws.config.write_text(ws.config.read_text().replace('"var"', f'"{state}"'))
+        ws.orc("status", check=None)  # the catalog exists, then the disk fills up
+        assert (state / "catalog.sqlite").exists()
+        _fill(state)
+        for command in (("status",), ("backup", "files")):
+            result = ws.orc(*command, check=None)
+            assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+            assert "no space left on the device holding the state directory" in result.stderr
+            assert "free space there" in result.stderr
+    finally:
+        subprocess.run(["umount", str(state)], check=False)
