@@ -231,10 +231,12 @@ def cron(value: object) -> str:
     text = " ".join(string(value).split())
     if len(text.split()) != 5:
         raise Invalid(f"'{text}' is not a cron expression of exactly 5 fields")
-    from orchestrator.policies.schedule import is_valid_cron
+    from orchestrator.policies.schedule import is_valid_cron, never_fires
 
     if not is_valid_cron(text):
         raise Invalid(f"'{text}' is not a valid cron expression")
+    if never_fires(text):
+        raise Invalid(f"'{text}' never fires: no date matches its day and month fields")
     return text
 
 

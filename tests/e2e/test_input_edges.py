@@ -137,3 +137,15 @@ def test_item3_a_state_dir_full_before_the_start_gets_the_free_space_hint(
             assert "free space there" in result.stderr
     finally:
         subprocess.run(["umount", str(state)], check=False)
+
+
+def test_item4_validate_refuses_a_cron_that_never_fires_with_its_place(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    ws.config.write_text(ws.config.read_text() + 'schedules = [{cron = "0 0 30 2 *"}]\n')
+    for command in (("validate",), ("plan",)):
+        result = ws.orc(*command, check=None)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "policies.files.schedules[0].cron" in result.stderr, result.stderr
+        assert "never fires" in result.stderr
