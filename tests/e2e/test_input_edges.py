@@ -149,3 +149,14 @@ def test_item4_validate_refuses_a_cron_that_never_fires_with_its_place(
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert "policies.files.schedules[0].cron" in result.stderr, result.stderr
         assert "never fires" in result.stderr
+
+
+def test_item5_now_in_the_future_warns_once_on_stderr(workspace: Workspace) -> None:
+    ws = workspace
+    future = ws.orc("backup", "files", "--now", "2999-01-01T01:30")
+    warnings = [ln for ln in future.stderr.splitlines() if "--now" in ln and "future" in ln]
+    assert len(warnings) == 1 and "never use it on a real repository" in warnings[0]
+    due = ws.orc("run", "--due", "--now", "2999-01-02T01:30", check=None)
+    assert "Traceback" not in due.stderr and "is in the future" in due.stderr
+    past = ws.orc("backup", "files", "--now", "2001-01-01T01:30")
+    assert "future" not in past.stderr
