@@ -188,7 +188,7 @@ def _settings(table: Table | None, base: Path) -> Settings:
         max_full_interval_days=table.get_or(
             "max_full_interval_days", values.int_in(1, 3660), defaults.max_full_interval_days
         ),
-        restic_binary=table.get_or("restic_binary", values.nonempty_string, defaults.restic_binary),
+        restic_binary=table.get_or("restic_binary", values.path_text, defaults.restic_binary),
         timeout_seconds=table.get_or("timeout", values.timeout_seconds, defaults.timeout_seconds),
         retries=table.get_or("retries", values.int_in(0, 20), defaults.retries),
         retry_backoff_seconds=table.get_or(

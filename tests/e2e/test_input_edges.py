@@ -41,8 +41,13 @@ def test_item1_plan_at_the_end_of_time_is_one_line(workspace: Workspace) -> None
         ('sources = ["data"]', 'sources = ["/tmp/s\\u0000rc"]', "policies.files.sources[0]"),
         ('state_dir = "var"', 'state_dir = "v\\u0000ar"', "orchestrator.state_dir"),
         ('path = "repos/local"', 'path = "repos/lo\\u0000cal"', "targets.local.path"),
+        (
+            'timezone = "UTC"',
+            'timezone = "UTC"\nrestic_binary = "res\\u0000tic"',
+            "orchestrator.restic_binary",
+        ),
     ],
-    ids=["sources", "state_dir", "path"],
+    ids=["sources", "state_dir", "path", "restic_binary"],
 )
 def test_item1_a_nul_byte_in_a_path_is_refused_with_its_place(
     workspace: Workspace, old: str, new: str, place: str
