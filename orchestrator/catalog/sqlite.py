@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import fields
@@ -172,7 +173,8 @@ def catalog_error(path: Path, exc: BaseException) -> CatalogError:
     """Translate a foreign error where it enters: say which file, what is wrong, what to do."""
     text = str(exc)
     low = text.lower()
-    if "full" in low or "no space" in low or getattr(exc, "errno", None) == errno.ENOSPC:
+    full = "full" in low or "no space" in low or getattr(exc, "errno", None) == errno.ENOSPC
+    if full or ("disk i/o error" in low and _no_room(path.parent)):
         return CatalogError(
             f"catalog {path}: no space left on the device holding the state directory "
             f"({text}); free space there — runs not recorded are reconciled from the "
@@ -186,6 +188,16 @@ def catalog_error(path: Path, exc: BaseException) -> CatalogError:
             kind="catalog_damaged",
         )
     return CatalogError(f"catalog {path}: {text}", kind="catalog")
+
+
+def _no_room(directory: Path) -> bool:
+    """Whether the file system holding `directory` is (nearly) full: sqlite reports a disk
+    that was full before it started as a bare 'disk I/O error'."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 256 * 1024 or (st.f_files > 0 and st.f_favail == 0)
 
 
 class _Db:

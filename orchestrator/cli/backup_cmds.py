@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import LEVEL_CHOICES, Obj, parse_time
+from orchestrator.cli.common import LEVEL_CHOICES, Obj, simulated_now
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.render.listing import render_snapshots
 from orchestrator.render.runs import render_forget, render_runs
@@ -36,7 +36,7 @@ def backup(
     if bool(policy) == all_policies:
         raise UsageError("name one POLICY or pass --all")
     cfg = obj.config
-    ctx = obj.context(parse_time(now, cfg.settings.timezone, "--now"))
+    ctx = obj.context(simulated_now(now, cfg.settings.timezone))
     policies = list(cfg.policies.values()) if all_policies else [cfg.policy(policy)]
     runs = []
     for pol in policies:

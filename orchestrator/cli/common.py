@@ -69,3 +69,16 @@ def parse_time(value: str | None, tz: str, option: str) -> datetime | None:
             f"{option}: '{value}' is not an ISO 8601 time (e.g. 2026-11-24T01:30)"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
+
+
+def simulated_now(value: str | None, tz: str) -> datetime | None:
+    """--now for commands that make snapshots: a time ahead of the real clock is warned
+    about, since the snapshots are stamped with it and then sort after later real ones."""
+    when = parse_time(value, tz, "--now")
+    if when is not None and when > datetime.now(when.tzinfo):
+        click.echo(
+            f"orchestrator: warning: --now {when.isoformat()} is in the future: snapshots are "
+            "stamped with it, so never use it on a real repository",
+            err=True,
+        )
+    return when

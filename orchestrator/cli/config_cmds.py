@@ -56,6 +56,19 @@ def _unset_secrets(cfg: Any) -> list[str]:
     ]
 
 
+def _check_window(begin: Any, days: int) -> None:
+    """The plan's window (with a day to spare for time zones) must fit the calendar."""
+    from datetime import datetime, timedelta
+
+    from orchestrator.errors import UsageError
+
+    if begin.replace(tzinfo=None) > datetime.max - timedelta(days=days + 2):
+        raise UsageError(
+            f"--from {begin.date()} with --days {days} runs past the last date this "
+            "program can count (9999-12-31): choose an earlier --from"
+        )
+
+
 @click.command()
 @click.option("--from", "start", metavar="T", help="Start of the plan (ISO 8601); default now.")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
@@ -67,6 +80,7 @@ def plan(obj: Obj, start: str | None, days: int) -> None:
     tz = obj.config.settings.timezone
     ctx = obj.context()
     begin = parse_time(start, tz, "--from") or ctx.clock.now()
+    _check_window(begin, days)
     runs = make_plan(ctx, begin, days)
     rows = [
         {

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import Obj, parse_time
+from orchestrator.cli.common import Obj, parse_time, simulated_now
 from orchestrator.errors import ExitCode, UsageError
 from orchestrator.render.runs import render_pass
 
@@ -25,7 +25,7 @@ def run_cmd(obj: Obj, due: bool, now: str | None) -> None:
     if not due:
         raise UsageError("run: pass --due (one pass over everything due now)")
     cfg = obj.config
-    ctx = obj.context(parse_time(now, cfg.settings.timezone, "--now"))
+    ctx = obj.context(simulated_now(now, cfg.settings.timezone))
     ctx.events.subscribe(LogSink())
     report = run_due(ctx, ctx.clock.now())
     code = _pass_exit_code(report)

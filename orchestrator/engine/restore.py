@@ -25,10 +25,10 @@ from pathlib import Path
 from orchestrator.catalog import RunRecord
 from orchestrator.engine.context import Context
 from orchestrator.engine.preflight import ready_repository
-from orchestrator.errors import CancelledError, OrchestratorError, UsageError
+from orchestrator.errors import CancelledError, OrchestratorError, ResticError, UsageError
 from orchestrator.events import RESTORE_DONE, RESTORE_FAILED, Event
 from orchestrator.policies.model import Policy, TargetSpec
-from orchestrator.restic import commands
+from orchestrator.restic import commands, features
 from orchestrator.restic.commands import Snapshot
 
 
@@ -106,6 +106,13 @@ def _check_destination(destination: Path, overwrite: bool) -> Path:
         destination = destination.resolve()
     if destination.exists() and not destination.is_dir():
         raise UsageError(f"restore destination {destination} is a file, not a directory")
+    for above in destination.parents:  # the nearest folder above that exists must be one
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(
+                    f"restore destination {destination}: {above} is a file, not a directory"
+                )
+            break
     try:
         busy = destination.is_dir() and any(destination.iterdir())
     except OSError as exc:
@@ -158,7 +165,10 @@ def _restore_from(
         snap = _pick(snaps, wanted, policy.name, spec.name)
         run.snapshot_id, run.level = snap.id, snap.tag("level")
         staging = _make_staging(destination, run.id)
-        result = commands.restore(ctx.runner, repo, snap.id, staging, includes=paths)
+        try:
+            result = commands.restore(ctx.runner, repo, snap.id, staging, includes=paths)
+        except ResticError as exc:
+            raise _blame_destination(exc, staging, destination) from None
         _check_paths(staging, paths, snap)
         files, size = _count(staging)
         _put_in_place(staging, destination)
@@ -182,6 +192,19 @@ def _restore_from(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _blame_destination(exc: ResticError, staging: Path, destination: Path) -> ResticError:
+    """restic calls every full disk the repository's; a restore that could not write its
+    staging directory (on the destination's file system) filled the destination's."""
+    if exc.kind != features.DISK_FULL or str(staging) not in exc.message:
+        return exc
+    text = exc.message.replace(
+        "no space left on the device holding the repository",
+        f"no space left on the device holding the destination {destination} "
+        "(free space there or restore elsewhere)",
+    )
+    return ResticError(text, exc.kind, exc.returncode)
 
 
 _GLOB = set("*?[\\")
@@ -222,7 +245,7 @@ def _put_in_place(staging: Path, destination: Path) -> None:
 def _is_real_dir(path: Path) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a file where a folder of it should be
         return False
 
 

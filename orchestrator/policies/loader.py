@@ -188,7 +188,7 @@ def _settings(table: Table | None, base: Path) -> Settings:
         max_full_interval_days=table.get_or(
             "max_full_interval_days", values.int_in(1, 3660), defaults.max_full_interval_days
         ),
-        restic_binary=table.get_or("restic_binary", values.nonempty_string, defaults.restic_binary),
+        restic_binary=table.get_or("restic_binary", values.path_text, defaults.restic_binary),
         timeout_seconds=table.get_or("timeout", values.timeout_seconds, defaults.timeout_seconds),
         retries=table.get_or("retries", values.int_in(0, 20), defaults.retries),
         retry_backoff_seconds=table.get_or(
@@ -235,7 +235,7 @@ def _target(table: Table, name: str, base: Path) -> TargetSpec | None:
             host=table.need("host", values.nonempty_string) or "",
             port=table.get_or("port", values.port, 22),
             user=table.get_or("user", values.string, ""),
-            path=table.need("path", values.nonempty_string) or "",
+            path=table.need("path", values.path_text) or "",
             identity_file=table.get("identity_file", values.path_under(base)),
             known_hosts=table.get("known_hosts", values.path_under(base)),
             connect_timeout=table.get_or("connect_timeout", values.timeout_seconds, 30),

@@ -144,6 +144,19 @@ def is_valid_cron(expr: str) -> bool:
         return False
 
 
+def never_fires(expr: str) -> bool:
+    """Whether a valid expression names no date at all ('0 0 30 2 *': February 30th), so a
+    schedule of it would silently never run. croniter searches decades ahead and gives up;
+    the start is fixed (not now): the answer depends on the expression alone."""
+    from croniter import croniter
+
+    try:
+        croniter(expr, datetime(2001, 1, 1)).get_next(datetime)
+    except Exception:  # CroniterBadDateError, and foreign types on odd input
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class _Fields:
     """A cron expression of plain values as sets (None: any), for date arithmetic."""

@@ -152,11 +152,19 @@ def secret_ref(value: object) -> str:
     return text
 
 
+def path_text(value: object) -> str:
+    """A non-empty path string: the system cannot name a file with a NUL byte in it."""
+    text = nonempty_string(value)
+    if "\x00" in text:
+        raise Invalid(f"contains a NUL byte (at character {text.index(chr(0)) + 1}): not a path")
+    return text
+
+
 def path_under(base: Path) -> Conv[Path]:
     """A path with ~ expanded; a relative one is taken relative to the config file's folder."""
 
     def conv(value: object) -> Path:
-        text = nonempty_string(value)
+        text = path_text(value)
         try:
             return base / Path(text).expanduser()
         except RuntimeError:  # '~user' with no such user, or no home directory at all
@@ -223,10 +231,12 @@ def cron(value: object) -> str:
     text = " ".join(string(value).split())
     if len(text.split()) != 5:
         raise Invalid(f"'{text}' is not a cron expression of exactly 5 fields")
-    from orchestrator.policies.schedule import is_valid_cron
+    from orchestrator.policies.schedule import is_valid_cron, never_fires
 
     if not is_valid_cron(text):
         raise Invalid(f"'{text}' is not a valid cron expression")
+    if never_fires(text):
+        raise Invalid(f"'{text}' never fires: no date matches its day and month fields")
     return text
 
 
