@@ -65,7 +65,8 @@ class VerificationRecord:
     policy: str | None
     target: str
     started_at: datetime
-    outcome: str = "running"  # running | ok | damaged | failed
+    # running | ok | damaged | failed | skipped (busy: not an attempt) | cancelled | interrupted
+    outcome: str = "running"
     finished_at: datetime | None = None
     error_kind: str | None = None
     snapshot_id: str | None = None

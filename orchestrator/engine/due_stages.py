@@ -49,7 +49,7 @@ def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
                 report.checks += drill(ctx, policy, job.target)
             else:
                 report.checks += verify(ctx, policy, job.target, job.tier)
-        except CancelledError:  # SIGINT/SIGTERM: recorded failed (cancelled); stop the pass
+        except CancelledError:  # SIGINT/SIGTERM: recorded cancelled; stop the pass
             report.cancelled = True
             raise KeyboardInterrupt from None
 

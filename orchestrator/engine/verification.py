@@ -29,6 +29,8 @@ from orchestrator.verify.media import media_coverage, run_media
 from orchestrator.verify.subset import next_part, subset_coverage, subset_total
 
 BUSY = "busy"
+SKIPPED = "skipped"  # refused as busy before it began: not an attempt
+CANCELLED = "cancelled"  # stopped by SIGINT/SIGTERM: not a health problem
 SNAPSHOT_MISSING = "snapshot_missing"  # damage: a snapshot the catalog recorded is gone
 
 
@@ -108,11 +110,17 @@ def _verify_target(
     return rec
 
 
-def _lost(ctx: Context, target: str, listed_at: object, held: list | None = None) -> list[Damage]:
+def _lost(
+    ctx: Context,
+    target: str,
+    listed_at: object,
+    held: list | None = None,
+    policy: str | None = None,
+) -> list[Damage]:
     """Snapshots the catalog recorded as good that the repository no longer holds, and
     our retention did not remove: lost data, whatever `restic check` says of the rest.
     `held` is restic's listing; without it (media: no password) the listing of the
-    repository's `snapshots/` folder is compared."""
+    repository's `snapshots/` folder is compared. `policy` narrows the report (a drill)."""
     from orchestrator.engine.reconcile import lost_snapshots, reconcile_listing
 
     if held is not None:
@@ -125,7 +133,7 @@ def _lost(ctx: Context, target: str, listed_at: object, held: list | None = None
             f"{r.started_at:%Y-%m-%d %H:%M}) is recorded in the catalog but the repository "
             "no longer holds it ('orchestrator catalog rebuild' accepts the loss)",
         )
-        for r in lost_snapshots(ctx.catalog, target)
+        for r in lost_snapshots(ctx.catalog, target, policy)
     ]
 
 
@@ -249,6 +257,18 @@ def _drill_target(
         _target, repo = ready_repository(ctx, spec)
         snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
         if not snaps:
+            # the catalog knew good ones here: they were lost, which is damage (exit 4)
+            listed_at = ctx.clock.now()
+            held = commands.snapshots(ctx.runner, repo)  # all policies': a whole listing
+            lost = _lost(ctx, spec.name, listed_at, held, policy.name)
+            if lost:
+                return TierResult(
+                    tier="drill",
+                    damage=lost,
+                    message=f"nothing to drill: {len(lost)} snapshot(s) of policy "
+                    f"'{policy.name}' recorded in the catalog are gone from target "
+                    f"'{spec.name}'",
+                )
             raise OrchestratorError(
                 f"target '{spec.name}' holds no snapshot of policy '{policy.name}' to drill"
             )
@@ -282,7 +302,7 @@ def _drill_target(
         Event(
             kind=DRILL_DONE,
             time=rec.finished_at or ctx.clock.now(),
-            severity="info" if rec.outcome == "ok" else "error",
+            severity={"ok": "info", SKIPPED: "warning"}.get(rec.outcome, "error"),
             summary=f"drill of '{policy.name}' on '{spec.name}': {rec.outcome}: {rec.message}",
             policy=policy.name,
             target=spec.name,
@@ -296,20 +316,35 @@ def _drill_target(
 def _locked_check(
     ctx: Context, rec: VerificationRecord, lock_name: str, body: Callable[[], TierResult]
 ) -> None:
-    """Record the check as started, run it under its lock, and record how it ended: a
-    cancelled check is recorded, then re-raised so the caller stops."""
+    """Record the check as started, run it under its lock, and record how it ended.
+
+    As for backups, busy is not an attempt: refused by our run lock or a live restic
+    lock, the check is `skipped` (no health problem, still due). Stopped by SIGINT/
+    SIGTERM (restic stopped cleanly, or our own hashing interrupted) it is `cancelled`,
+    recorded, then re-raised so the caller stops."""
     ctx.catalog.start_verification(rec)
     try:
         with run_lock(ctx.config.settings.state_dir / "locks", lock_name, ctx.host, rec.started_at):
             result = body()
         _finish(ctx, rec, result)
     except CancelledError as exc:
-        _fail(ctx, rec, "cancelled", exc.message)
+        _fail(ctx, rec, features.INTERRUPTED, exc.message, CANCELLED)
+        raise
+    except KeyboardInterrupt:  # SIGINT/SIGTERM outside restic (media hashes in Python)
+        _fail(ctx, rec, features.INTERRUPTED, "interrupted (SIGINT/SIGTERM)", CANCELLED)
         raise
     except BusyError as exc:
-        _fail(ctx, rec, BUSY, exc.message)
+        _fail(ctx, rec, BUSY, exc.message, SKIPPED)
     except OrchestratorError as exc:
-        _fail(ctx, rec, getattr(exc, "kind", "failed"), exc.message)
+        kind = getattr(exc, "kind", "failed")
+        outcome = (
+            SKIPPED
+            if kind in features.BUSY_KINDS
+            else CANCELLED
+            if kind == features.INTERRUPTED
+            else "failed"
+        )
+        _fail(ctx, rec, kind, exc.message, outcome)
 
 
 def _finish(ctx: Context, rec: VerificationRecord, result: TierResult) -> None:
@@ -339,9 +374,11 @@ def _finish(ctx: Context, rec: VerificationRecord, result: TierResult) -> None:
         )
 
 
-def _fail(ctx: Context, rec: VerificationRecord, kind: str, message: str) -> None:
+def _fail(
+    ctx: Context, rec: VerificationRecord, kind: str, message: str, outcome: str = "failed"
+) -> None:
     rec.finished_at = ctx.clock.now()
-    rec.outcome = "failed"
+    rec.outcome = outcome
     rec.error_kind = kind
     rec.message = message
     ctx.catalog.finish_verification(rec)
