@@ -124,6 +124,28 @@ def tag(snapshot: dict, key: str) -> str | None:
     return None
 
 
+def repo_locks(ws: Workspace) -> list[str]:
+    return sorted(p.name for p in (ws.repo / "locks").iterdir())
+
+
+def restic_holding_lock(ws: Workspace) -> subprocess.Popen[bytes]:
+    """A plain restic (not ours) holding its lock for as long as we keep its stdin open."""
+    proc = subprocess.Popen(
+        ["restic", "--repo", str(ws.repo), "--no-cache", "backup", "--stdin"],
+        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not repo_locks(ws):
+        assert time.monotonic() < deadline, "restic never took its lock"
+        assert proc.poll() is None, "restic stopped before it took its lock"
+        time.sleep(0.05)
+    time.sleep(0.5)  # past restic's own start-up window
+    return proc
+
+
 @contextmanager
 def paused(pid: int) -> Iterator[None]:
     """Hold process `pid` still (SIGSTOP) while the test arranges an interrupt, then let it

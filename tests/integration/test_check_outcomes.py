@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ORCHESTRATOR, PASSWORD, Workspace, paused, wait_for_pending
+from conftest import (
+    ORCHESTRATOR,
+    Workspace,
+    paused,
+    restic_holding_lock,
+    wait_for_pending,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -20,28 +26,6 @@ POLICIES_WITH_CHECKS = """
 verify = { every = "daily", media = true }
 drill = { every = "weekly" }
 """
-
-
-def _locks(ws: Workspace) -> list[str]:
-    return sorted(p.name for p in (ws.repo / "locks").iterdir())
-
-
-def _restic_holding_lock(ws: Workspace) -> subprocess.Popen[bytes]:
-    """A plain restic (not ours) holding its lock for as long as we keep its stdin open."""
-    proc = subprocess.Popen(
-        ["restic", "--repo", str(ws.repo), "--no-cache", "backup", "--stdin"],
-        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not _locks(ws):
-        assert time.monotonic() < deadline, "restic never took its lock"
-        assert proc.poll() is None, "restic stopped before it took its lock"
-        time.sleep(0.05)
-    time.sleep(0.5)  # past restic's own start-up window
-    return proc
 
 
 def _release(proc: subprocess.Popen[bytes]) -> None:
@@ -107,7 +91,7 @@ def test_busy_check_is_skipped_not_failed(workspace: Workspace) -> None:
     ws = workspace
     ws.write_policies(ws.config.read_text() + POLICIES_WITH_CHECKS)
     ws.orc("backup", "files", "--level", "full")
-    proc = _restic_holding_lock(ws)
+    proc = restic_holding_lock(ws)
     try:
         ws.orc("verify", "files", "--target", "local", "--tier", "check", check=75)
     finally:

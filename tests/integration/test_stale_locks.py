@@ -3,53 +3,28 @@ and a live run's lock must never be removed."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import time
 
 import pytest
-from conftest import PASSWORD, Workspace, restic
+from conftest import Workspace, repo_locks, restic, restic_holding_lock
 
 pytestmark = pytest.mark.integration
-
-
-def _locks(ws: Workspace) -> list[str]:
-    return sorted(p.name for p in (ws.repo / "locks").iterdir())
-
-
-def _restic_holding_lock(ws: Workspace) -> subprocess.Popen[bytes]:
-    """A plain restic (not ours) holding its lock for as long as we keep its stdin open."""
-    proc = subprocess.Popen(
-        ["restic", "--repo", str(ws.repo), "--no-cache", "backup", "--stdin"],
-        env={**os.environ, "RESTIC_PASSWORD": PASSWORD},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not _locks(ws):
-        assert time.monotonic() < deadline, "restic never took its lock"
-        assert proc.poll() is None, "restic stopped before it took its lock"
-        time.sleep(0.05)
-    time.sleep(0.5)  # past restic's own start-up window
-    return proc
 
 
 def test_stale_lock_of_a_killed_restic_is_removed_before_check(workspace: Workspace) -> None:
     ws = workspace
     ws.orc("backup", "files", "--level", "full")
-    proc = _restic_holding_lock(ws)
+    proc = restic_holding_lock(ws)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert _locks(ws), "the killed restic should have left its lock behind"
+    assert repo_locks(ws), "the killed restic should have left its lock behind"
     blocked = restic(ws.repo, "check")
     assert blocked.returncode != 0 and "locked" in blocked.stderr
 
     result = ws.orc("-v", "verify", "files", "--tier", "check")
     assert "removed 1 stale restic lock(s) and retried" in result.stderr
-    assert _locks(ws) == []
+    assert repo_locks(ws) == []
 
 
 @pytest.mark.parametrize("command", ["verify", "forget"])
@@ -61,9 +36,9 @@ def test_a_live_lock_is_never_removed(workspace: Workspace, command: str) -> Non
     if command == "forget":
         ws.write_policies(ws.config.read_text() + "retention = { last = 1 }\n")
     ws.orc("backup", "files", "--level", "full")
-    proc = _restic_holding_lock(ws)
+    proc = restic_holding_lock(ws)
     try:
-        held = _locks(ws)
+        held = repo_locks(ws)
         args = ("verify", "files", "--tier", "check") if command == "verify" else ("forget",)
         result = ws.orc("-v", *args, check=75)
         holder = f"held by PID {proc.pid} on host {socket.gethostname()}"
@@ -72,7 +47,7 @@ def test_a_live_lock_is_never_removed(workspace: Workspace, command: str) -> Non
         assert holder in result.stderr.splitlines()[-1]  # the command's own last line
         assert "no stale lock to remove" in result.stderr
         assert "removed" not in result.stderr.replace("no stale lock to remove", "")
-        assert proc.poll() is None and _locks(ws) == held  # still running, lock untouched
+        assert proc.poll() is None and repo_locks(ws) == held  # still running, lock untouched
         data = ws.orc_json(*args, check=75)
         rows = data["verifications"] if command == "verify" else data["results"]
         assert [r["error_kind"] for r in rows] == ["locked"]
@@ -82,4 +57,4 @@ def test_a_live_lock_is_never_removed(workspace: Workspace, command: str) -> Non
         proc.stdin.close()
         proc.wait(timeout=60)
     assert proc.returncode == 0  # the live backup was not disturbed
-    assert _locks(ws) == []
+    assert repo_locks(ws) == []
