@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from conftest import Workspace, require
 
 pytestmark = pytest.mark.e2e
 
@@ -85,10 +85,7 @@ def _mount_small_tmpfs(path: Path, size: str) -> None:
         text=True,
         check=False,
     )
-    if result.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs at {path}: {result.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs (needs root): {result.stderr.strip()}")
+    require(result.returncode == 0, f"a tmpfs mounted at {path} (root): {result.stderr.strip()}")
 
 
 def test_item2_a_full_restore_destination_is_named_not_the_repository(
