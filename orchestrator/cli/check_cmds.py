@@ -21,13 +21,23 @@ from orchestrator.render.checks import render_verifications
     show_default=True,
     help="check: restic check; subset: read part i/N of the data; media: hash every file.",
 )
+@click.option(
+    "--accept-missing",
+    is_flag=True,
+    help="media: report the files missing since the last listing once more, then forget "
+    "them (after a repair, or to accept the loss).",
+)
 @click.pass_obj
-def verify(obj: Obj, policy: str | None, target: str | None, tier: str) -> None:
+def verify(
+    obj: Obj, policy: str | None, target: str | None, tier: str, accept_missing: bool
+) -> None:
     """Verify the repositories of POLICY (or all targets); exit 4 when damage is found."""
     from orchestrator.engine.verification import verify as run_verify
 
     cfg = obj.config
-    records = run_verify(obj.context(), cfg.policy(policy) if policy else None, target, tier)
+    records = run_verify(
+        obj.context(), cfg.policy(policy) if policy else None, target, tier, accept_missing
+    )
     _finish(obj, "verify", "verifications", records)
 
 

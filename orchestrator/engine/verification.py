@@ -25,7 +25,7 @@ from orchestrator.restic import commands, features
 from orchestrator.verify import TIERS, Damage, TierResult, parse_size
 from orchestrator.verify.check import run_check
 from orchestrator.verify.drill import run_drill
-from orchestrator.verify.media import media_coverage, run_media
+from orchestrator.verify.media import media_coverage, run_media, vanished
 from orchestrator.verify.subset import next_part, subset_coverage, subset_total
 
 BUSY = "busy"
@@ -39,15 +39,20 @@ def verify(
     policy: Policy | None,
     only_target: str | None = None,
     tier: str = "all",
+    accept_missing: bool = False,
 ) -> list[VerificationRecord]:
-    """Run the tier(s) on every target of `policy` (or of the whole configuration)."""
+    """Run the tier(s) on every target of `policy` (or of the whole configuration).
+
+    `accept_missing`: the media tier reports the files missing since its last listing
+    once more and then forgets them (the operator repaired the repository or accepted
+    the loss); without it a missing file is reported at every media run."""
     tiers = list(TIERS) if tier == "all" else [tier]
     if any(t not in TIERS for t in tiers):
         raise UsageError(f"unknown tier '{tier}' (check, subset, media or all)")
     records = []
     for spec in _targets(ctx, policy, only_target):
         for t in tiers:
-            records.append(_verify_target(ctx, policy, spec, t))
+            records.append(_verify_target(ctx, policy, spec, t, accept_missing))
     return records
 
 
@@ -68,7 +73,7 @@ def _policies_of(ctx: Context, policy: Policy | None, target: str) -> list[Polic
 
 
 def _verify_target(
-    ctx: Context, policy: Policy | None, spec: TargetSpec, tier: str
+    ctx: Context, policy: Policy | None, spec: TargetSpec, tier: str, accept_missing: bool = False
 ) -> VerificationRecord:
     rec = VerificationRecord(
         id=uuid.uuid4().hex,
@@ -82,7 +87,7 @@ def _verify_target(
 
     def body() -> TierResult:
         if tier == "media":
-            result = _media(ctx, policy, spec, rec)
+            result = _media(ctx, policy, spec, rec, accept_missing)
         else:
             _target, repo = ready_repository(ctx, spec)
             part = None
@@ -163,7 +168,11 @@ def _media_budget(ctx: Context, policy: Policy | None, target: str) -> int | Non
 
 
 def _media(
-    ctx: Context, policy: Policy | None, spec: TargetSpec, rec: VerificationRecord
+    ctx: Context,
+    policy: Policy | None,
+    spec: TargetSpec,
+    rec: VerificationRecord,
+    accept_missing: bool = False,
 ) -> TierResult:
     """No password is resolved: only the storage is read."""
     target = ctx.target(spec)
@@ -188,7 +197,11 @@ def _media(
         for d in _lost(ctx, spec.name, rec.started_at)
         if d.path.rsplit("/", 1)[-1][:8] not in named
     ]
-    ctx.catalog.record_media_listing(spec.name, current, now)
+    # A file missing without our own forget/prune explaining it stays in the listing, so
+    # every media run reports it again (never silence after one alarm) until the operator
+    # accepts the loss with --accept-missing.
+    missing = {} if accept_missing else {p: previous[p] for p in vanished(previous, current)}
+    ctx.catalog.record_media_listing(spec.name, {**current, **missing}, now)
     ctx.catalog.mark_media_verified(spec.name, good, now)
     state = ctx.catalog.media_files(spec.name)
     cov = media_coverage(current, {p: v for p, (_s, v) in state.items()})

@@ -126,6 +126,12 @@ def test_deleted_pack_or_index_is_named(ws: Workspace, folder: str) -> None:
     assert rel(ws.repo, victim) in out.stderr
     check = ws.orc("--json", "verify", "files", "--tier", "check", check=4)
     assert damage_of(json.loads(check.stdout))[0]["kind"] == "check_error"
+    # never silence after one alarm: the next media run reports the same file again ...
+    again = ws.orc("--json", "verify", "--tier", "media", check=4)
+    assert [d["path"] for d in damage_of(json.loads(again.stdout))] == [rel(ws.repo, victim)]
+    # ... until the operator accepts the loss: reported once more, then forgotten
+    ws.orc("verify", "--tier", "media", "--accept-missing", check=4)
+    assert ws.orc_json("verify", "--tier", "media")["exit_code"] == 0
 
 
 def test_truncated_snapshot_file(ws: Workspace) -> None:
