@@ -241,9 +241,9 @@ class Runner:
         with tempfile.TemporaryFile() as outfile, tempfile.TemporaryFile() as errfile:
             proc = self._spawn(argv, env, fds, outfile, errfile)
             limit = timeout_seconds if timeout_seconds is not None else self.timeout_seconds
-            timed_out = False
+            timed_out = disk_full = False
             try:
-                proc.wait(timeout=limit)
+                disk_full = _wait_failing_fast(proc, errfile, limit)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 _interrupt(proc)
@@ -255,6 +255,8 @@ class Runner:
         stderr = features.plain_errors(mask(stderr, secrets))
         if timed_out:
             kind: str | None = features.TIMEOUT
+        elif disk_full:
+            kind = features.DISK_FULL
         elif proc.returncode in ok_codes:
             kind = None
         else:
@@ -371,6 +373,36 @@ def _interrupt_when_parent_dies(parent: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
     if os.getppid() != parent:
         os._exit(130)
+
+
+# After restic reports a full disk, how long it gets to give up by itself before it is
+# interrupted: restic 0.16+ retries failed backend writes with backoff for up to 15
+# minutes, and a full disk does not empty itself meanwhile.
+DISK_FULL_GRACE_SECONDS = 10.0
+
+
+def _wait_failing_fast(
+    proc: subprocess.Popen[bytes], errfile: IO[bytes], limit: float | None
+) -> bool:
+    """Wait for restic (TimeoutExpired past `limit`); True when it was stopped because it
+    reported "no space left on device" and did not give up within the grace."""
+    deadline = None if limit is None else time.monotonic() + limit
+    full_since: float | None = None
+    while True:
+        step = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+        try:
+            proc.wait(timeout=step)
+            return False
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
+        if full_since is None:
+            if b"no space left on device" in os.pread(errfile.fileno(), 1 << 20, 0).lower():
+                full_since = time.monotonic()
+        elif time.monotonic() - full_since > DISK_FULL_GRACE_SECONDS:
+            log.info("restic reported a full disk and kept retrying: stopping it")
+            _interrupt(proc)
+            return True
 
 
 def _read_text(file: IO[bytes]) -> str:
