@@ -17,7 +17,8 @@ from pathlib import Path
 from orchestrator.catalog import Catalog, RunRecord
 from orchestrator.engine.context import Context
 from orchestrator.engine.locks import end_run, locked_run
-from orchestrator.engine.repository import snapshots_or_create
+from orchestrator.engine.preflight import missing_error
+from orchestrator.engine.repository import full_id, snapshots_or_create
 from orchestrator.errors import ExitCode, OrchestratorError, ResticError
 from orchestrator.events import (
     RUN_CANCELLED,
@@ -28,10 +29,9 @@ from orchestrator.events import (
     Event,
     Severity,
 )
-from orchestrator.policies.levels import History, decide_level
+from orchestrator.policies.levels import History, LevelDecision, decide_level
 from orchestrator.policies.model import LEVEL_RANK, Level, Policy, TargetSpec
 from orchestrator.restic import commands, features
-from orchestrator.restic.commands import Snapshot
 from orchestrator.restic.runner import Repository
 
 AUTO = "auto"
@@ -117,34 +117,25 @@ def _run_backup(
     paths, notes = _source_paths(policy)
     target, repo = ctx.open_repository(spec)
     target.preflight()
-    snaps = _snapshots_or_init(ctx, spec, repo, policy)
-    from orchestrator.engine.reconcile import reconcile_listing
-
-    reconcile_listing(ctx, spec.name, snaps, policy.name, now)  # interrupted, vanished, unknown
     previous = ctx.catalog.newest_run(policy.name, spec.name)
-    history, by_level = _history(ctx, policy, spec, snaps)
-    decision = decide_level(
-        run.asked_level,  # type: ignore[arg-type]
-        history,
-        now,
-        ctx.config.settings.max_full_interval_days,
-    )
-    run.level, run.level_reason = decision.level, decision.reason
-    parent = by_level.get(decision.parent)
-    tags = [f"policy:{policy.name}", f"level:{decision.level}", f"run:{run.id}"]
-    result, summary = commands.backup(
-        ctx.runner,
-        repo,
-        paths,
-        tags=tags,
-        excludes=policy.exclude,
-        force=decision.level == "full",
-        parent=parent.id if parent else None,
-        when=now if ctx.simulated else None,
-    )
+    known = _known_history(ctx, policy, spec)
+    if known is None:  # the catalog cannot tell: ask the repository (and create it)
+        known = _listed_history(ctx, policy, spec, repo, now)
+    try:
+        result, summary, decision = _backup_once(ctx, policy, repo, run, now, paths, known)
+    except ResticError as exc:
+        if exc.kind == features.NO_REPOSITORY and ctx.catalog.ever_had_snapshot(spec.name):
+            raise missing_error(ctx, spec) from None
+        if not known.from_catalog or not _parent_rejected(exc, known):
+            raise
+        # The catalog's parent is not in the repository (removed by someone else): list
+        # it, which marks the snapshot vanished, and decide again from what is there.
+        known = _listed_history(ctx, policy, spec, repo, now)
+        result, summary, decision = _backup_once(ctx, policy, repo, run, now, paths, known)
+    parent = known.parents.get(decision.parent)
     if summary is not None and summary.snapshot_id:  # one id form on every restic version
         summary = replace(
-            summary, snapshot_id=commands.full_snapshot_id(ctx.runner, repo, summary.snapshot_id)
+            summary, snapshot_id=full_id(ctx.runner, target, repo, summary.snapshot_id)
         )
     if summary is not None:
         run.snapshot_id = summary.snapshot_id
@@ -181,7 +172,71 @@ def _run_backup(
     )
 
 
-def _damaged(spec: TargetSpec, summary: commands.BackupSummary, parent: Snapshot | None) -> str:
+@dataclass(frozen=True)
+class Known:
+    """What the level decision needs: the history, and the snapshots that can be parents
+    (`newest_full`, `newest_any`: an id and a time)."""
+
+    history: History
+    parents: dict[str, Parent]
+    from_catalog: bool
+
+
+@dataclass(frozen=True)
+class Parent:
+    id: str
+    time: datetime
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+
+def _backup_once(
+    ctx: Context,
+    policy: Policy,
+    repo: Repository,
+    run: RunRecord,
+    now: datetime,
+    paths: list[Path],
+    known: Known,
+) -> tuple[commands.Completed, commands.BackupSummary | None, LevelDecision]:
+    """Decide the level and run restic once; raises restic's failure when it made no
+    snapshot at all (a missing repository, a rejected parent, a wrong password)."""
+    decision = decide_level(
+        run.asked_level,  # type: ignore[arg-type]
+        known.history,
+        now,
+        ctx.config.settings.max_full_interval_days,
+    )
+    run.level, run.level_reason = decision.level, decision.reason
+    parent = known.parents.get(decision.parent)
+    tags = [f"policy:{policy.name}", f"level:{decision.level}", f"run:{run.id}"]
+    result, summary = commands.backup(
+        ctx.runner,
+        repo,
+        paths,
+        tags=tags,
+        excludes=policy.exclude,
+        force=decision.level == "full",
+        parent=parent.id if parent else None,
+        when=now if ctx.simulated else None,
+    )
+    if summary is None and not result.ok and result.kind != features.PARTIAL:
+        raise commands.fail(repo, "backup", result)
+    return result, summary, decision
+
+
+def _parent_rejected(exc: ResticError, known: Known) -> bool:
+    """restic could not find the `--parent` it was given: "no matching ID found" for a
+    prefix (0.14), "failed to load snapshot ID" for a full id (0.18)."""
+    text = exc.message.lower()
+    return "no matching id found" in text or any(
+        f"failed to load snapshot {p.short_id}" in text for p in known.parents.values()
+    )
+
+
+def _damaged(spec: TargetSpec, summary: commands.BackupSummary, parent: Parent | None) -> str:
     """A backup that restic finished although the repository is damaged (a parent tree it
     cannot load): name the repository, not the sources, and what to do next."""
     what = "; ".join(summary.repository_errors[:2])
@@ -280,32 +335,54 @@ def _guard_file_count(
     )
 
 
-def _snapshots_or_init(
-    ctx: Context, spec: TargetSpec, repo: Repository, policy: Policy
-) -> list[Snapshot]:
-    """The policy's snapshots; a repository that does not exist yet is created here, once
-    (serialised per repository), and never one the catalog has seen snapshots in."""
-    return snapshots_or_create(ctx, spec, repo, [f"policy:{policy.name}"])
-
-
-def _history(
-    ctx: Context, policy: Policy, spec: TargetSpec, snaps: list[Snapshot]
-) -> tuple[History, dict[str, Snapshot]]:
-    """What the repository holds, plus what only the catalog knows: a failed full."""
-    fulls = [s for s in snaps if s.tag("level") == "full"]
-    newest_full = fulls[-1] if fulls else None
-    newest_any = snaps[-1] if snaps else None
+def _known_history(ctx: Context, policy: Policy, spec: TargetSpec) -> Known | None:
+    """The history as the catalog records it, or None when the catalog cannot be trusted
+    alone: it knows no good snapshot of the policy on the target (a first backup, a lost
+    catalog), or a run newer than the newest good one was interrupted (its snapshot may
+    exist after all: only a listing can tell). restic checks the parent when it opens it."""
+    newest_any = ctx.catalog.newest_run(policy.name, spec.name)
+    if newest_any is None or not newest_any.snapshot_id:
+        return None
+    # (a run still `running` is this one: we hold the policy's lock, and a dead
+    # process's runs were marked interrupted when this one opened the catalog)
+    unsure = ctx.catalog.newest_run(policy.name, spec.name, outcomes=("interrupted",))
+    if unsure is not None and unsure.started_at >= newest_any.started_at:
+        return None
+    newest_full = ctx.catalog.newest_run(policy.name, spec.name, level="full")
+    parents = {"newest_any": Parent(newest_any.snapshot_id, newest_any.started_at)}
+    if newest_full is not None and newest_full.snapshot_id:
+        parents["newest_full"] = Parent(newest_full.snapshot_id, newest_full.started_at)
     history = History(
-        newest_full=newest_full.time if newest_full else None,
-        newest_any=newest_any.time if newest_any else None,
+        newest_full=parents["newest_full"].time if "newest_full" in parents else None,
+        newest_any=newest_any.started_at,
         last_full_failed=last_full_failed(ctx.catalog, policy.name, spec.name),
     )
+    return Known(history, parents, from_catalog=True)
+
+
+def _listed_history(
+    ctx: Context, policy: Policy, spec: TargetSpec, repo: Repository, now: datetime
+) -> Known:
+    """The history from the repository's own listing of the policy's snapshots (one more
+    restic process); a repository that does not exist yet is created here, once
+    (serialised per repository), and never one the catalog has seen snapshots in. The
+    listing also reconciles the catalog: interrupted runs, vanished snapshots."""
+    from orchestrator.engine.reconcile import reconcile_listing
+
+    snaps = snapshots_or_create(ctx, spec, repo, [f"policy:{policy.name}"])
+    reconcile_listing(ctx, spec.name, snaps, policy.name, now)
+    fulls = [s for s in snaps if s.tag("level") == "full"]
     parents = {}
-    if newest_full:
-        parents["newest_full"] = newest_full
-    if newest_any:
-        parents["newest_any"] = newest_any
-    return history, parents
+    if fulls:
+        parents["newest_full"] = Parent(fulls[-1].id, fulls[-1].time)
+    if snaps:
+        parents["newest_any"] = Parent(snaps[-1].id, snaps[-1].time)
+    history = History(
+        newest_full=parents["newest_full"].time if fulls else None,
+        newest_any=parents["newest_any"].time if snaps else None,
+        last_full_failed=last_full_failed(ctx.catalog, policy.name, spec.name),
+    )
+    return Known(history, parents, from_catalog=False)
 
 
 def last_full_failed(

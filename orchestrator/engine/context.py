@@ -38,7 +38,11 @@ class Context:
         ctx = cls(
             config=config,
             catalog=catalog,
-            runner=Runner(config.settings.restic_binary, config.settings.timeout_seconds),
+            runner=Runner(
+                config.settings.restic_binary,
+                config.settings.timeout_seconds,
+                cache_dir=state / "cache",
+            ),
             secrets=SecretStore(state),
             clock=clock or SystemClock(),
             simulated=simulated,

@@ -56,9 +56,10 @@ def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
 
 def retention_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     """forget per policy (daily at most), then prune per target (weekly at most)."""
-    from orchestrator.engine.retention import forget_policy, prune_target
+    from orchestrator.engine.retention import forget_policies, prune_target
 
     tz = ctx.config.settings.timezone
+    claimed = []
     for policy in ctx.config.policies.values():
         goods = [ctx.catalog.newest_run(policy.name, t) for t in policy.targets]
         newest = max((r.started_at for r in goods if r), default=None)
@@ -67,12 +68,15 @@ def retention_stage(ctx: Context, now: datetime, report: PassReport) -> None:
             continue
         key = f"forget:{policy.name}@{now.astimezone(ZoneInfo(tz)).date().isoformat()}"
         rec = _claim(ctx, now, key, "forget", policy.name, None)
-        if rec is None:
-            continue
-        results = forget_policy(ctx, policy)
-        report.retention += results
-        failed = any(r.refused or r.error for r in results)
-        _close(ctx, rec, failed, "; ".join(r.summary for r in results))
+        if rec is not None:
+            claimed.append((policy, rec))
+    # all at once: one listing and one forget per target, however many policies share it
+    results = forget_policies(ctx, [policy for policy, _ in claimed]) if claimed else []
+    report.retention += results
+    for policy, rec in claimed:
+        own = [r for r in results if r.policy == policy.name]
+        failed = any(r.refused or r.error for r in own)
+        _close(ctx, rec, failed, "; ".join(r.summary for r in own))
     for name in sorted(ctx.config.targets):
         removed = int(ctx.catalog.get_mark(f"removed-since-prune:{name}") or 0)
         prunes = [

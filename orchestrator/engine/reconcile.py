@@ -292,7 +292,9 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
     ctx = Context(
         config=config,  # type: ignore[arg-type]
         catalog=catalog,
-        runner=Runner(settings.restic_binary, settings.timeout_seconds),
+        runner=Runner(
+            settings.restic_binary, settings.timeout_seconds, cache_dir=settings.state_dir / "cache"
+        ),
         secrets=SecretStore(settings.state_dir),
     )
     ctx.events.subscribe(CatalogEventSink(catalog))

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from orchestrator.engine.context import Context
 from orchestrator.engine.preflight import missing_error, ready_repository
-from orchestrator.errors import BusyError, ResticError, UsageError
+from orchestrator.errors import BusyError, OrchestratorError, ResticError, UsageError
 from orchestrator.policies.model import TargetSpec
 from orchestrator.restic import commands, features
-from orchestrator.restic.runner import Repository
+from orchestrator.restic.runner import Repository, Runner
+from orchestrator.targets import Target
 
 # `restic init` takes about 3 s locally; a slow remote a little longer. A creator that
 # holds the lock for longer than this is stuck, and the waiter gives up as busy.
@@ -90,6 +91,27 @@ def snapshots_or_create(
                 raise
         (create or (lambda: commands.init(ctx.runner, repo)))()
     return []
+
+
+def full_id(runner: Runner, target: Target, repo: Repository, snapshot_id: str) -> str:
+    """The 64-character id of a snapshot restic 0.14 named by its 8-character form.
+
+    The repository's `snapshots/` folder names each snapshot by its full id: one listing
+    of it (a directory read, an SFTP listdir, one S3 LIST) finds it without starting
+    restic again; only when that fails or is ambiguous is restic asked."""
+    if len(snapshot_id) == 64:
+        return snapshot_id
+    try:
+        names = [
+            name
+            for f in target.list_files(("snapshots",))
+            if (name := f.path.rsplit("/", 1)[-1]).startswith(snapshot_id)
+        ]
+    except (OSError, OrchestratorError):
+        names = []
+    if len(names) == 1 and len(names[0]) == 64:
+        return names[0]
+    return commands.full_snapshot_id(runner, repo, snapshot_id)
 
 
 @dataclass(frozen=True)

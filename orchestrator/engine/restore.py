@@ -16,6 +16,7 @@ import dataclasses
 import errno
 import glob
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -23,13 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.catalog import RunRecord
+from orchestrator.catalog.sqlite import same_snapshot
 from orchestrator.engine.context import Context
 from orchestrator.engine.preflight import ready_repository
+from orchestrator.engine.repository import full_id
 from orchestrator.errors import CancelledError, OrchestratorError, ResticError, UsageError
 from orchestrator.events import RESTORE_DONE, RESTORE_FAILED, Event
 from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
 from orchestrator.restic.commands import Snapshot
+from orchestrator.restic.runner import Repository
 
 
 @dataclass(frozen=True)
@@ -160,15 +164,14 @@ def _restore_from(
     ctx.catalog.start_run(run)
     staging: Path | None = None
     try:
-        _target, repo = ready_repository(ctx, spec)
-        snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
-        snap = _pick(snaps, wanted, policy.name, spec.name)
-        run.snapshot_id, run.level = snap.id, snap.tag("level")
+        target, repo = ready_repository(ctx, spec)
         staging = _make_staging(destination, run.id)
-        try:
-            result = commands.restore(ctx.runner, repo, snap.id, staging, includes=paths)
-        except ResticError as exc:
-            raise _blame_destination(exc, staging, destination) from None
+        snap, result = _restore_snapshot(
+            ctx, policy, spec, repo, wanted, (staging, destination), paths
+        )
+        run.snapshot_id, run.level = snap.id, snap.tag("level")
+        if len(snap.id) < 64:
+            run.snapshot_id = full_id(ctx.runner, target, repo, snap.id)
         _check_paths(staging, paths, snap)
         files, size = _count(staging)
         _put_in_place(staging, destination)
@@ -192,6 +195,99 @@ def _restore_from(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _restore_snapshot(
+    ctx: Context,
+    policy: Policy,
+    spec: TargetSpec,
+    repo: Repository,
+    wanted: str,
+    into: tuple[Path, Path],
+    paths: tuple[str, ...],
+) -> tuple[Snapshot, commands.Completed]:
+    """Restore with one restic process when the catalog vouches for the snapshot: the
+    newest of the policy is restic's own `latest --tag policy:NAME`, an id the catalog
+    recorded for this policy on this target is handed over as it is. Anything else
+    (an id the catalog does not know, a catalog that knows nothing) is looked up in the
+    repository's listing first, so that a restore never serves another policy's data."""
+    snap = None if wanted == "latest" else _catalog_snapshot(ctx, policy, spec, wanted)
+    if wanted != "latest" and snap is None:
+        snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
+        snap = _pick(snaps, wanted, policy.name, spec.name)
+    tags = [f"policy:{policy.name}"] if snap is None else []
+    staging, destination = into
+    try:
+        result = commands.restore(
+            ctx.runner, repo, snap.id if snap else "latest", staging, includes=paths, tags=tags
+        )
+    except ResticError as exc:
+        if snap is None and "no snapshot found" in exc.message.lower():
+            raise OrchestratorError(
+                f"target '{spec.name}' holds no snapshot of policy '{policy.name}'"
+            ) from None
+        raise _blame_destination(exc, staging, destination) from None
+    if snap is None:
+        snap = _restored_snapshot(ctx, policy, spec, result.stdout)
+    return snap, result
+
+
+def _catalog_snapshot(
+    ctx: Context, policy: Policy, spec: TargetSpec, wanted: str
+) -> Snapshot | None:
+    """The snapshot `wanted` (an id prefix) as the catalog recorded it for this policy on
+    this target; None when the catalog does not know it, or knows it twice."""
+    found = [
+        r
+        for r in ctx.catalog.runs(policy=policy.name, target=spec.name, limit=1_000_000)
+        if r.kind in ("backup", "copy")
+        and r.snapshot_id
+        and r.gone_at is None
+        and r.snapshot_id.startswith(wanted)
+    ]
+    if len({r.snapshot_id for r in found}) != 1:
+        return None
+    run = found[0]
+    return Snapshot(
+        id=str(run.snapshot_id),
+        time=run.started_at,
+        paths=tuple(str(s) for s in policy.sources),
+        tags=(f"policy:{policy.name}", f"level:{run.level or ''}", f"run:{run.id}"),
+    )
+
+
+# restic 0.14: "restoring <Snapshot 8aab2a57 of [/src] at 2026-... by root@vm> to /dir";
+# 0.18: "restoring snapshot 8aab2a57 of [/src] at ... by root@vm to /dir".
+_RESTORING = re.compile(r"restoring <?[Ss]napshot ([0-9a-f]{8,64}) of \[(.*?)\] at ")
+
+
+def _restored_snapshot(ctx: Context, policy: Policy, spec: TargetSpec, stdout: str) -> Snapshot:
+    """Which snapshot restic chose for `latest`, from its own first line; its level from
+    the catalog's run of that snapshot (unknown when the catalog has none)."""
+    found = _RESTORING.search(stdout)
+    if found is None:
+        raise OrchestratorError(
+            f"restore from target '{spec.name}': restic did not say which snapshot it restored"
+        )
+    sid, paths = found.group(1), tuple(found.group(2).split())
+    run = next(
+        (
+            r
+            for r in ctx.catalog.runs(policy=policy.name, target=spec.name, limit=1_000_000)
+            if same_snapshot(r.snapshot_id, sid) and r.kind in ("backup", "copy")
+        ),
+        None,
+    )
+    tags = [f"policy:{policy.name}"]
+    if run is not None:
+        tags += [f"level:{run.level or ''}", f"run:{run.id}"]
+        sid = run.snapshot_id if len(str(run.snapshot_id)) > len(sid) else sid
+    return Snapshot(
+        id=str(sid),
+        time=run.started_at if run else ctx.clock.now(),
+        paths=paths,
+        tags=tuple(tags),
+    )
 
 
 def _blame_destination(exc: ResticError, staging: Path, destination: Path) -> ResticError:

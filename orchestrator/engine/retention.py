@@ -1,10 +1,12 @@
 """Retention: forget by the policy's `retention`, per target, safely; prune on its own.
 
-restic decides what the keep rules keep (`forget --dry-run --json`, one group per
-policy: `--tag policy:NAME --group-by ''`, so snapshots of every level, host and
-path set count together). We only check the plan and then remove exactly the ids it
-named, so nothing is decided twice. restic's rules know nothing of levels: on top of
-its plan the snapshots the levels need stay (`policies.keep`: the newest full, the
+The keep rules are restic's own (`--keep-last/hourly/daily/weekly/monthly/yearly`,
+all of a policy's snapshots on a target as one group, whatever their level, host or
+paths), evaluated here as a pure function of one listing of the target
+(`policies.keep.rule_keeps`, proved equal to restic's `forget --dry-run` plan on both
+versions), so one listing plans every policy on a target; then exactly the planned
+ids are removed, so nothing is decided twice. The rules know nothing of levels: on top
+of the plan the snapshots the levels need stay (`policies.keep`: the newest full, the
 parent of the next differential), each with its reason. restic 0.14 can remove every
 snapshot of a group, hence the refusal of a plan that removes all of a policy's
 snapshots or more than `forget_max_share` of them at once.
@@ -13,7 +15,7 @@ snapshots or more than `forget_max_share` of them at once.
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 
 from orchestrator.engine.context import Context
@@ -28,9 +30,10 @@ from orchestrator.events import (
     RETENTION_REFUSED,
     Event,
 )
-from orchestrator.policies.keep import Snap, level_keeps
-from orchestrator.policies.model import Policy, Retention
+from orchestrator.policies.keep import KEEP_RULES, Snap, level_keeps, rule_keeps
+from orchestrator.policies.model import Policy
 from orchestrator.restic import commands, features
+from orchestrator.restic.commands import Snapshot
 from orchestrator.targets import Target
 from orchestrator.verify.media import list_content, pruned_files, snapshot_files
 
@@ -69,12 +72,6 @@ class ForgetResult:
         return f"{where}: keep {len(self.keep)}, {verb} {len(self.remove)}{kept}"
 
 
-def keep_options(retention: Retention) -> list[tuple[str, int]]:
-    """restic's --keep-* options for the policy's retention, in restic's order."""
-    names = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
-    return [(n, v) for n in names if (v := getattr(retention, n)) is not None]
-
-
 def forget_policy(
     ctx: Context,
     policy: Policy,
@@ -83,50 +80,123 @@ def forget_policy(
     max_share: float | None = None,
 ) -> list[ForgetResult]:
     """Plan (always), check the plan, then forget by id on each target of the policy."""
+    return forget_policies(ctx, [policy], dry_run, only_target, max_share)
+
+
+def forget_policies(
+    ctx: Context,
+    policies: list[Policy],
+    dry_run: bool = False,
+    only_target: str | None = None,
+    max_share: float | None = None,
+) -> list[ForgetResult]:
+    """Retention of several policies, per target: ONE listing of the target plans every
+    policy on it (the keep rules are computed here, `policies.keep.rule_keeps`), and ONE
+    `restic forget ID...` removes what all of them planned. A daemon pass over a thousand
+    policies sharing a target starts two restic processes there, not a thousand."""
     share = ctx.config.settings.forget_max_share if max_share is None else max_share
-    results = []
-    for spec in ctx.config.targets_of(policy, only_target):
-        result = ForgetResult(policy.name, spec.name, dry_run)
-        results.append(result)
-        if policy.retention.is_empty():
-            result.refused = "the policy has no retention rules"
-            continue
-        now = ctx.clock.now()
-        try:
-            with run_lock(
-                ctx.config.settings.state_dir / "locks", f"{policy.name}@{spec.name}", ctx.host, now
-            ):
-                _, repo = ctx.open_repository(spec)
-                plan = commands.forget_plan(
-                    ctx.runner, repo, [f"policy:{policy.name}"], keep_options(policy.retention)
-                )
-                decision = level_keeps(
-                    [Snap(s.id, s.time, s.tag("level")) for s in (*plan.keep, *plan.remove)],
-                    {s.id for s in plan.remove},
-                    differential_planned=any(e.level == "differential" for e in policy.schedules),
-                )
-                result.keep, result.remove = list(decision.keep), list(decision.remove)
-                result.reasons = decision.reasons
-                total = len(result.keep) + len(result.remove)
-                result.refused = share_refusal(total, len(result.remove), share)
-                if not dry_run and not result.refused and result.remove:
-                    with listing_lock(ctx, spec.name):
-                        try:
-                            commands.forget_ids(ctx.runner, repo, result.remove)
-                        finally:  # even a forget that failed half-way removed only these
-                            accept_own_removals(ctx, spec.name, snapshot_files(result.remove))
-                    result.removed = True
-                    ctx.catalog.mark_gone(spec.name, result.remove, "forgotten", now)
-                    key = f"removed-since-prune:{spec.name}"
-                    before = int(ctx.catalog.get_mark(key) or 0)
-                    ctx.catalog.set_mark(key, str(before + len(result.remove)), now)
-        except BusyError as exc:
-            result.error, result.error_kind = exc.message, features.BUSY
-        except OrchestratorError as exc:
-            result.error, result.error_kind = exc.message, getattr(exc, "kind", None)
-        if not dry_run:
+    results: dict[tuple[str, str], ForgetResult] = {}
+    on_target: dict[str, list[Policy]] = {}
+    for policy in policies:
+        for spec in ctx.config.targets_of(policy, only_target):
+            result = results[(policy.name, spec.name)] = ForgetResult(
+                policy.name, spec.name, dry_run
+            )
+            if policy.retention.is_empty():
+                result.refused = "the policy has no retention rules"
+            else:
+                on_target.setdefault(spec.name, []).append(policy)
+    for target, group in on_target.items():
+        _forget_on_target(ctx, target, group, results, dry_run, share)
+    if not dry_run:
+        for result in results.values():
             _publish(ctx, result)
-    return results
+    return list(results.values())
+
+
+def _forget_on_target(
+    ctx: Context,
+    target: str,
+    policies: list[Policy],
+    results: dict[tuple[str, str], ForgetResult],
+    dry_run: bool,
+    share: float,
+) -> None:
+    """Lock each policy on the target (a busy one is left out), list the target once,
+    plan each policy, then remove every planned id in one restic process."""
+    spec = ctx.config.targets[target]
+    now = ctx.clock.now()
+    with ExitStack() as held:
+        planned: list[Policy] = []
+        for policy in sorted(policies, key=lambda p: p.name):  # one order: no deadlock
+            try:
+                held.enter_context(
+                    run_lock(
+                        ctx.config.settings.state_dir / "locks",
+                        f"{policy.name}@{target}",
+                        ctx.host,
+                        now,
+                    )
+                )
+                planned.append(policy)
+            except BusyError as exc:
+                result = results[(policy.name, target)]
+                result.error, result.error_kind = exc.message, features.BUSY
+        if not planned:
+            return
+        mine = [results[(p.name, target)] for p in planned]
+        try:
+            _, repo = ctx.open_repository(spec)
+            tags = [f"policy:{planned[0].name}"] if len(planned) == 1 else []
+            listing = commands.snapshots(ctx.runner, repo, tags)
+            keep_oldest = features.features_of(ctx.runner.version).forget_keeps_oldest
+            for policy in planned:
+                _plan(policy, listing, keep_oldest, share, results[(policy.name, target)])
+            removing = [r for r in mine if not r.refused and r.remove]
+            ids = [i for r in removing for i in r.remove]
+            if dry_run or not ids:
+                return
+            with listing_lock(ctx, target):
+                try:
+                    commands.forget_ids(ctx.runner, repo, ids)
+                finally:  # even a forget that failed half-way removed only these
+                    accept_own_removals(ctx, target, snapshot_files(ids))
+            for result in removing:
+                result.removed = True
+                ctx.catalog.mark_gone(target, result.remove, "forgotten", now)
+            key = f"removed-since-prune:{target}"
+            before = int(ctx.catalog.get_mark(key) or 0)
+            ctx.catalog.set_mark(key, str(before + len(ids)), now)
+        except BusyError as exc:
+            for result in mine:
+                result.error, result.error_kind = exc.message, features.BUSY
+        except OrchestratorError as exc:
+            for result in mine:
+                if not result.refused:
+                    result.error = exc.message
+                    result.error_kind = getattr(exc, "kind", None)
+
+
+def _plan(
+    policy: Policy,
+    listing: list[Snapshot],
+    keep_oldest: bool,
+    share: float,
+    result: ForgetResult,
+) -> None:
+    """The policy's plan from the target's listing: restic's keep rules, then the
+    snapshots the levels need, then the share refusal."""
+    mine = [Snap(s.id, s.time, s.tag("level")) for s in listing if s.tag("policy") == policy.name]
+    counts = [getattr(policy.retention, rule) for rule in KEEP_RULES]
+    kept = rule_keeps(mine, counts, keep_oldest)
+    decision = level_keeps(
+        mine,
+        {s.id for s in mine if s.id not in kept},
+        differential_planned=any(e.level == "differential" for e in policy.schedules),
+    )
+    result.keep, result.remove = list(decision.keep), list(decision.remove)
+    result.reasons = decision.reasons
+    result.refused = share_refusal(len(result.keep) + len(result.remove), len(result.remove), share)
 
 
 def _publish(ctx: Context, result: ForgetResult) -> None:

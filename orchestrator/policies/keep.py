@@ -64,3 +64,48 @@ def level_keeps(
     remove = tuple(s.id for s in ordered if s.id in planned and s.id not in reasons)
     keep = tuple(s.id for s in ordered if s.id not in remove)
     return KeepDecision(keep, remove, reasons)
+
+
+def _buckets(moment: datetime, nr: int) -> tuple[int, ...]:
+    """The bucket of each keep rule (last, hourly, daily, weekly, monthly, yearly), read in
+    the snapshot's own recorded offset as restic reads it."""
+    iso_year, iso_week, _ = moment.isocalendar()
+    return (
+        nr,
+        moment.year * 1_000_000 + moment.month * 10_000 + moment.day * 100 + moment.hour,
+        moment.year * 10_000 + moment.month * 100 + moment.day,
+        iso_year * 100 + iso_week,
+        moment.year * 100 + moment.month,
+        moment.year,
+    )
+
+
+KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+
+
+def rule_keeps(
+    snapshots: Sequence[Snap], counts: Sequence[int | None], keep_oldest: bool
+) -> set[str]:
+    """The ids restic's `forget --keep-*` rules keep (restic's `ApplyPolicy`), computed
+    here so that one listing of a target plans the retention of every policy on it.
+
+    `counts` in KEEP_RULES order (None: rule not set; -1: keep all). Newest first, each
+    rule keeps a snapshot whose bucket differs from the last one it kept, while it has
+    counts left. `keep_oldest` (restic 0.15+): a rule with counts left at the oldest
+    snapshot keeps it too. Proved equal to restic's own plan on both versions by
+    tests/integration/test_retention_plan.py."""
+    ordered = sorted(snapshots, key=lambda s: (s.time, s.id), reverse=True)
+    left = [c if c is not None else 0 for c in counts]
+    last = [None] * len(left)
+    kept: set[str] = set()
+    for nr, snap in enumerate(ordered):
+        values = _buckets(snap.time, nr)
+        for i, count in enumerate(left):
+            if count > 0 or count == -1:
+                oldest = keep_oldest and nr == len(ordered) - 1
+                if values[i] != last[i] or oldest:
+                    kept.add(snap.id)
+                    last[i] = values[i]  # type: ignore[call-overload]
+                    if count > 0:
+                        left[i] = count - 1
+    return kept

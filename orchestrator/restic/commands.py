@@ -413,14 +413,6 @@ def dump(
 # --- retention (`forget --dry-run --json` plans; removal is by explicit ids) ---
 
 
-@dataclass(frozen=True)
-class ForgetPlan:
-    """What `forget --dry-run` would keep and remove, as full snapshot ids."""
-
-    keep: tuple[Snapshot, ...]
-    remove: tuple[Snapshot, ...]
-
-
 def _snapshot_of(item: dict) -> Snapshot:
     return Snapshot(
         id=item["id"],
@@ -430,25 +422,6 @@ def _snapshot_of(item: dict) -> Snapshot:
         hostname=item.get("hostname", ""),
         parent=item.get("parent"),
     )
-
-
-def forget_plan(
-    runner: Runner, repo: Repository, tags: Sequence[str], keep: Sequence[tuple[str, int]]
-) -> ForgetPlan:
-    """`forget --dry-run --json --group-by ''` over the snapshots having all `tags`.
-
-    No grouping: every snapshot having the tags is one group, so snapshots of every
-    level (and every host or path set) of a policy count against one retention."""
-    args = ["forget", "--dry-run", "--json", "--group-by", "", "--tag", ",".join(tags)]
-    for name, count in keep:
-        args += [f"--keep-{name}", str(count)]
-    result = run_exclusive(runner, repo, args)
-    if not result.ok:
-        raise fail(repo, "planning retention (forget --dry-run)", result)
-    groups = json.loads(result.stdout or "[]") or []
-    keep_s = [_snapshot_of(s) for g in groups for s in g.get("keep") or ()]
-    remove_s = [_snapshot_of(s) for g in groups for s in g.get("remove") or ()]
-    return ForgetPlan(tuple(keep_s), tuple(remove_s))
 
 
 def forget_ids(runner: Runner, repo: Repository, ids: Sequence[str]) -> None:

@@ -98,11 +98,14 @@ class Features:
     retry_lock: bool  # `--retry-lock DURATION` (0.16)
     stdin_from_command: bool  # `backup --stdin-from-command -- CMD...` (0.17)
     check_json: bool  # `check --json` (0.18)
+    # `forget --keep-*`: a rule with counts left at the oldest snapshot keeps it (0.16)
+    forget_keeps_oldest: bool
 
 
 # Each feature and the first restic version that has it. Ordered by version.
 _ADDED_IN: dict[str, tuple[int, int]] = {
     "retry_lock": (0, 16),
+    "forget_keeps_oldest": (0, 16),
     "exit_codes": (0, 17),
     "json_errors": (0, 17),
     "stdin_from_command": (0, 17),

@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import IO, Any
 
 from orchestrator.errors import CancelledError, ResticError
-from orchestrator.restic import features
+from orchestrator.restic import features, version_cache
 from orchestrator.restic.features import Version
 
 log = logging.getLogger("orchestrator.restic")
@@ -152,14 +153,24 @@ _GO_FILE_POSITION = re.compile(r"\.(go|s):\d+( \+0x[0-9a-f]+)?$")
 
 
 class Runner:
-    """Runs restic; one instance per process so the version is asked once."""
+    """Runs restic; the version is asked once per binary (cached in `cache_dir`)."""
 
-    def __init__(self, binary: str = "restic", timeout_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        binary: str = "restic",
+        timeout_seconds: float | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
         self.binary = binary
         self.timeout_seconds = timeout_seconds
+        self.cache_dir = cache_dir
 
     @cached_property
     def version(self) -> Version:
+        key = version_cache.binary_key(self.binary)
+        known = version_cache.cached(self.cache_dir, key)
+        if known is not None:
+            return Version.parse(known)
         try:
             out = subprocess.run(
                 [self.binary, "version"], capture_output=True, text=True, timeout=30, check=False
@@ -169,6 +180,7 @@ class Runner:
                 f"restic is not installed (looked for '{self.binary}'); "
                 "run scripts/setup.sh or install the Debian package 'restic'"
             ) from None
+        version_cache.remember(self.cache_dir, key, out.stdout)
         return Version.parse(out.stdout)
 
     def _prepare(
