@@ -17,7 +17,7 @@ from orchestrator.catalog import GOOD_OUTCOMES, RunRecord
 from orchestrator.engine.context import Context
 from orchestrator.engine.locks import end_run, locked_run
 from orchestrator.engine.preflight import ready_repository
-from orchestrator.engine.repository import snapshots_or_create
+from orchestrator.engine.repository import full_id, snapshots_or_create
 from orchestrator.errors import ResticError
 from orchestrator.events import COPY_DONE, COPY_FAILED, Event, Severity
 from orchestrator.policies.model import Policy, TargetSpec
@@ -88,7 +88,7 @@ def _copy(
     ctx: Context, source: TargetSpec, backup: RunRecord, dest: TargetSpec, run: RunRecord
 ) -> None:
     _src_target, src_repo = ctx.open_repository(source)
-    _dst_target, dst_repo = ready_repository(ctx, dest)
+    dst_target, dst_repo = ready_repository(ctx, dest)
     snapshot = str(backup.snapshot_id)
     try:
         completed = commands.copy(ctx.runner, dst_repo, src_repo, [snapshot])
@@ -104,9 +104,7 @@ def _copy(
         completed = commands.copy(ctx.runner, dst_repo, src_repo, [snapshot])
     output = completed.stdout + "\n" + completed.stderr
     found = _SAVED.search(output) or _ALREADY.search(output)
-    run.snapshot_id = (
-        commands.full_snapshot_id(ctx.runner, dst_repo, found.group(1)) if found else None
-    )
+    run.snapshot_id = full_id(ctx.runner, dst_target, dst_repo, found.group(1)) if found else None
     run.seconds = completed.seconds
     already = _SAVED.search(output) is None and _ALREADY.search(output) is not None
     _finish(
