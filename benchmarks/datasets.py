@@ -9,12 +9,21 @@ flattered by the data.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 MIB = 1 << 20
+# Where benchmarks/run.py keeps the data sets; it sets this for the scripts it runs, so
+# that they can share a set (`small_files(data_root() / "small-50000")`) instead of
+# building their own.
+DATA_ENV = "ORCHESTRATOR_BENCH_DATA"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache/orchestrator-bench/data")
 
 
 def mixed_sizes(files: int, total: int, seed: int = 15) -> list[int]:

@@ -158,17 +158,17 @@ def _json_items(stdout: str) -> list[Any]:
 
 
 def rows_from_script(
-    label: str, script: str, returncode: int, stdout: str, stderr: str
+    label: str, script: str, returncode: int, stdout: str, stderr: str, goal: str = ""
 ) -> list[Row]:
     """Rows of one sub-benchmark run; a failed or silent script is one 'not measured' row
     named `label` that says why (its last line on stderr), never a missing line."""
     if returncode != 0:
         last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), "")
         why = f"{script} exited {returncode}" + (f": {last[:200]}" if last else "")
-        return [not_measured(label, why)]
+        return [not_measured(label, why, goal)]
     items = [i for i in _json_items(stdout) if isinstance(i, dict)]
     if not items:
-        return [not_measured(label, f"{script} printed no JSON rows")]
+        return [not_measured(label, f"{script} printed no JSON rows", goal)]
     return [row_from_json(i, label) for i in items]
 
 

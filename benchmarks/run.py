@@ -39,13 +39,28 @@ MIB = 1 << 20
 # The other benchmarks (owned beside this one): key for --only, script, what it measures
 # (the row's name when the script gives no rows).
 SCRIPTS = (
-    ("drill", "drill_vs_restverify.py", "drill with every file checked vs restverify run"),
-    ("media", "media_vs_read_data.py", "verify --tier media vs restic check --read-data"),
-    ("calendar", "calendar_scale.py", "plan, validate, idle run --due for 10,000 policies"),
-    ("status", "status_scale.py", "status, 1,000 policies with a year of runs"),
+    (
+        "drill",
+        "drill_vs_restverify.py",
+        "drill with every file checked vs restverify run",
+        "<= 0.8x",
+    ),
+    (
+        "media",
+        "media_vs_read_data.py",
+        "verify --tier media vs restic check --read-data",
+        ">= 6x faster",
+    ),
+    (
+        "calendar",
+        "calendar_scale.py",
+        "plan, validate, idle run --due for 10,000 policies",
+        "< 1 s",
+    ),
+    ("status", "status_scale.py", "status, 1,000 policies with a year of runs", "< 0.5 s"),
 )
 OWN_ROWS = ("incremental", "full", "restore", "forget", "counts")
-ALL_ROWS = OWN_ROWS + tuple(key for key, _, _ in SCRIPTS)
+ALL_ROWS = OWN_ROWS + tuple(entry[0] for entry in SCRIPTS)
 # A past Tuesday 01:35 UTC: five minutes after every daemon-pass policy's 01:30 slot.
 PASS_NOW = "2026-11-24T01:35:00+00:00"
 
@@ -82,8 +97,11 @@ def orchestrator_argv() -> list[str]:
 
 
 def restic_version(restic: str) -> str:
-    out = subprocess.run([restic, "version"], capture_output=True, text=True, check=True).stdout
-    return out.split()[1] if out.startswith("restic ") else out.strip()
+    """`0.14.0` from `restic version`; anything else is not a restic to measure."""
+    proc = subprocess.run([restic, "version"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.startswith("restic "):
+        raise BenchError(f"{restic} is not restic: `{restic} version` printed {proc.stdout[:80]!r}")
+    return proc.stdout.split()[1]
 
 
 def machine() -> str:
@@ -412,20 +430,24 @@ def daemon_forgets(s: Setup, sizes: tuple[int, ...]) -> rt.Row:
 
 
 def script_rows(
-    label: str, script: str, restic: str, args: argparse.Namespace, shim: Path
+    label: str, goal: str, script: str, restic: str, args: argparse.Namespace, shim: Path
 ) -> list[rt.Row]:
     """Rows of one of the other benchmarks, run with --json (and --rounds, --quick, --restic
     where its --help offers them); restic on its PATH is the one under test."""
     path = HERE / script
     if not path.exists():
-        return [rt.not_measured(label, f"benchmarks/{script} does not exist")]
-    env = {**clean_env(), "PATH": f"{shim}:{os.environ.get('PATH', '')}"}
+        return [rt.not_measured(label, f"benchmarks/{script} does not exist", goal)]
+    env = {
+        **clean_env(),
+        "PATH": f"{shim}:{os.environ.get('PATH', '')}",
+        datasets.DATA_ENV: str(args.work / "data"),
+    }
     helped = subprocess.run(
         [sys.executable, str(path), "--help"], env=env, capture_output=True, text=True, check=False
     )
     options = helped.stdout
     if "--json" not in options:
-        return [rt.not_measured(label, f"benchmarks/{script} has no --json option yet")]
+        return [rt.not_measured(label, f"benchmarks/{script} has no --json option yet", goal)]
     argv = [sys.executable, str(path), "--json"]
     if "--rounds" in options:
         argv += ["--rounds", str(args.rounds)]
@@ -439,15 +461,16 @@ def script_rows(
             argv, env=env, capture_output=True, text=True, timeout=args.timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        return [rt.not_measured(label, f"{script} took longer than {args.timeout:.0f} s")]
-    return rt.rows_from_script(label, script, proc.returncode, proc.stdout, proc.stderr)
+        return [rt.not_measured(label, f"{script} took longer than {args.timeout:.0f} s", goal)]
+    return rt.rows_from_script(label, script, proc.returncode, proc.stdout, proc.stderr, goal)
 
 
 # --- the whole run ----------------------------------------------------------------------
 
 
-def one_restic(restic: str, args: argparse.Namespace, data: dict[str, Path], labels: dict) -> str:
-    version = restic_version(restic)
+def one_restic(
+    restic: str, version: str, args: argparse.Namespace, data: dict[str, Path], labels: dict
+) -> str:
     only = set(args.only)
     print(f"restic {version} ({restic}):", file=sys.stderr)
     s = Setup(restic, args.work / f"restic-{version}", data)
@@ -468,9 +491,9 @@ def one_restic(restic: str, args: argparse.Namespace, data: dict[str, Path], lab
                 k: BenchError(f"set-up failed: {exc}") for k in PAIR_ROWS if k.split("-")[0] in only
             }
             rows += pair_rows(failed, labels)
-        for key, script, label in SCRIPTS:
+        for key, script, label, goal in SCRIPTS:
             if key in only:
-                rows += script_rows(label, script, restic, args, shim)
+                rows += script_rows(label, goal, script, restic, args, shim)
         if "forget" in only:
             print("  daemon passes", file=sys.stderr)
             rows.append(daemon_forgets(s, args.daemon_policies))
@@ -545,24 +568,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    versions = [restic_version(r) for r in args.restic]  # not restic: say so before building
     data_root = args.work / "data"
     files, total = args.mixed
     print(f"data sets in {data_root} (built once, kept)", file=sys.stderr)
-    data = {
-        "mixed": datasets.mixed(data_root / f"mixed-{files}", files, total),
-        "files": datasets.same_size(data_root / f"same-{args.files}", args.files, MIB),
-        "count": datasets.mixed(data_root / "count-200", 200, 20 * MIB),
-    }
+    only, data = set(args.only), {}
+    if only & {"incremental", "full", "restore"}:
+        data["mixed"] = datasets.mixed(data_root / f"mixed-{files}", files, total)
+    if "full" in only:
+        data["files"] = datasets.same_size(data_root / f"same-{args.files}", args.files, MIB)
+    if only & {"forget", "counts"}:
+        data["count"] = datasets.mixed(data_root / "count-200", 200, 20 * MIB)
     labels = {
         "mixed": f"{total / MIB:.0f} MiB in {files:,} files",
         "files": f"{args.files} files of 1 MiB",
     }
-    tables = [one_restic(r, args, data, labels) for r in args.restic]
+    tables = [
+        one_restic(r, v, args, data, labels) for r, v in zip(args.restic, versions, strict=True)
+    ]
     print("\n\n".join(tables))
 
 
 if __name__ == "__main__":
     try:
         main()
+    except BenchError as exc:
+        sys.exit(f"benchmark: {exc}")
     except KeyboardInterrupt:
         sys.exit(130)

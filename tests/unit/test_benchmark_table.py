@@ -78,11 +78,16 @@ def test_a_row_without_ratio_gets_the_ratio_of_medians() -> None:
 
 def test_a_failing_script_is_one_row_saying_why() -> None:
     (row,) = rt.rows_from_script(
-        "status at scale", "status_scale.py", 1, "", "building...\nTraceback\nKeyError: 'x'\n\n"
+        "status at scale",
+        "status_scale.py",
+        1,
+        "",
+        "building...\nTraceback\nKeyError: 'x'\n\n",
+        "< 0.5 s",
     )
     assert row.figure == "status at scale"
     assert row.note == "not measured: status_scale.py exited 1: KeyError: 'x'"
-    assert row.ours is None and row.met is None
+    assert row.ours is None and row.met is None and row.goal == "< 0.5 s"
 
 
 def test_a_silent_script_is_not_measured() -> None:
