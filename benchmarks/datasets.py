@@ -1,7 +1,8 @@
 """The benchmark's data sets, built once and kept: the same seed gives the same bytes.
 
-A data set is a folder with a `.complete` stamp naming how it was made; a folder
-without the right stamp (an interrupted build, other parameters) is built again.
+A data set is a folder beside a `NAME.complete` stamp naming how it was made (outside
+the folder, so that it is not backed up with the data); a folder without the right stamp
+(an interrupted build, other parameters) is built again.
 Two thirds of the mixed set is random (incompressible), one third unique log lines
 (compressible; restic 0.18 compresses, 0.14 does not), so neither restic version is
 flattered by the data.
@@ -57,9 +58,10 @@ def _text(rng: random.Random, size: int, serial: int) -> bytes:
 
 
 def _build(root: Path, stamp: str, fill: Callable[[Path], None]) -> Path:
-    marker = root / ".complete"
+    marker = root.with_name(root.name + ".complete")
     if marker.exists() and marker.read_text() == stamp:
         return root
+    marker.unlink(missing_ok=True)
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     fill(root)

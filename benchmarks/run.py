@@ -122,7 +122,7 @@ def machine() -> str:
 
 
 def tree_size(root: Path) -> tuple[int, int]:
-    files = [p for p in root.rglob("*") if p.is_file() and p.name != ".complete"]
+    files = [p for p in root.rglob("*") if p.is_file()]
     return len(files), sum(p.stat().st_size for p in files)
 
 

@@ -222,3 +222,15 @@ def test_same_at_every_size() -> None:
     assert {r.met for r in grown} == {False}
     text = rt.render_counts(grown)
     assert "| drill (sample 50) | 50" in text and "dump x50" in text
+
+
+@pytest.mark.parametrize(
+    ("files", "total"), [(2000, 1 << 30), (100, (1 << 30) // 20), (200, 20 << 20)]
+)
+def test_mixed_sizes_are_exact_and_spread(files: int, total: int) -> None:
+    import datasets
+
+    sizes = datasets.mixed_sizes(files, total)
+    assert len(sizes) == files and sum(sizes) == total and min(sizes) >= 1
+    assert max(sizes) > 10 * sorted(sizes)[files // 2]  # spread, not uniform
+    assert sizes == datasets.mixed_sizes(files, total)  # the same seed, the same data set
