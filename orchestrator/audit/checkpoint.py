@@ -60,7 +60,7 @@ def _check_name(name: str) -> None:
 
 
 def parse_verifier_key(text: str, where: str = "public key") -> VerifierKey:
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # the base64 key may itself hold '+'
     if len(parts) != 3:
         raise CheckpointError(f"{where}: not a verifier key 'name+keyid+base64'")
     name, hex_id, encoded = parts

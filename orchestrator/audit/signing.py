@@ -72,24 +72,24 @@ def _create(key_file: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.tmp")
     try:
         key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process made it first: use theirs
-    except OSError as exc:
-        raise SigningKeyError(
-            f"cannot create the audit signing key {key_file}: {exc.strerror or exc}"
-        ) from None
-    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
             fh.flush()
             os.fsync(fh.fileno())
+        os.link(tmp, key_file)  # appears whole, and only if no other process made one first
+    except FileExistsError:
+        pass  # another process made it first: use theirs
     except OSError as exc:
+        raise SigningKeyError(
+            f"cannot create the audit signing key {key_file}: {exc.strerror or exc}"
+        ) from None
+    finally:
         with contextlib.suppress(OSError):
-            key_file.unlink()
-        raise SigningKeyError(f"cannot write the audit signing key {key_file}: {exc}") from None
+            tmp.unlink()
 
 
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:

@@ -171,6 +171,9 @@ class AuditTrail:
     def checkpoint_files(self) -> list[tuple[str, str]]:
         """Every checkpoint kept on this host: (where, text)."""
         found: list[tuple[str, str]] = []
+        for latest in (self.history_dir.parent / CHECKPOINT, self.settings.export_dir / CHECKPOINT):
+            if latest.is_file():
+                found.append((str(latest), _read(latest)))
         for folder in (self.history_dir, self.settings.export_dir / HISTORY):
             if folder.is_dir():
                 for path in sorted(folder.iterdir()):

@@ -74,13 +74,15 @@ def verify_log(
     report.size = tree.size
     if record_problem:
         report.problems.insert(0, record_problem)
+    longest = max(signed, key=lambda item: item[1].size, default=None)
+    if record_problem is None and longest and longest[1].size > tree.size:
+        where, cp = longest
+        report.problems.append(
+            f"the log has {tree.size} records but {where} (signed) covers {cp.size}: "
+            f"records {tree.size}..{cp.size - 1} were removed (tail truncated)"
+        )
     for where, cp in sorted(signed, key=lambda item: item[1].size):
-        if record_problem is None and cp.size > tree.size:
-            report.problems.append(
-                f"the log has {tree.size} records but {where} (signed) covers {cp.size}: "
-                f"records {tree.size}..{cp.size - 1} were removed (tail truncated)"
-            )
-        elif cp.size in roots and roots[cp.size] != cp.root:
+        if cp.size in roots and roots[cp.size] != cp.root:
             report.problems.append(
                 f"record {cp.size - 1}: does not match the signed {where} (size {cp.size}): "
                 "changed after the checkpoint was signed, or the log before it was rewritten"
@@ -99,10 +101,8 @@ def _record_problem(line: bytes, index: int, tree: merkle.CompactRange) -> str |
     if not isinstance(n, int) or isinstance(n, bool):
         return f"record {index}: its number is not an integer (edited or forged)"
     if n > index:
-        return (
-            f"record {index}: numbered {n}: record {index} was deleted "
-            f"(or records {index}..{n - 1}), or records were reordered"
-        )
+        gone = f"record {index} was" if n == index + 1 else f"records {index}..{n - 1} were"
+        return f"record {index}: numbered {n}: {gone} deleted, or records were reordered"
     if n < index:
         return (
             f"record {index}: numbered {n}, a number already used: a record was inserted "
