@@ -1,0 +1,64 @@
+"""The audit log as the engine writes it: a real backup and restore with real restic leave
+their records (who, what, policy, target, snapshot, run id, outcome), the config load and
+the secret's use by name, a checkpoint next to the snapshots, and `audit verify` passes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PASSWORD, Workspace, restic_snapshots, tag
+
+from orchestrator.audit.identity import current_identity
+
+pytestmark = pytest.mark.integration
+
+
+def records(ws: Workspace) -> list[dict]:
+    return [
+        json.loads(line)
+        for line in (ws.root / "var" / "audit" / "log.jsonl").read_text().splitlines()
+    ]
+
+
+def test_a_backup_and_a_restore_leave_their_audit_records(workspace: Workspace) -> None:
+    ws = workspace
+    ws.orc("backup", "files", "--level", "full")
+    snap = restic_snapshots(ws.repo)[-1]
+    recs = records(ws)
+    backup = [r for r in recs if r["what"] == "run.succeeded"]
+    assert len(backup) == 1
+    (b,) = backup
+    assert (b["policy"], b["target"], b["outcome"]) == ("files", "local", "success")
+    assert b["snapshot"] == snap["id"]  # what restic itself shows
+    assert b["run_id"] == tag(snap, "run")
+    assert b["who"] == current_identity()["who"]
+    config = [r for r in recs if r["what"] == "config.loaded"]
+    assert (
+        config
+        and config[0]["sha256"] == __import__("hashlib").sha256(ws.config.read_bytes()).hexdigest()
+    )
+    used = [r for r in recs if r["what"] == "secret.used"]
+    assert [(r["secret"], r["source"]) for r in used] == [("repo-test", "env")]
+    assert PASSWORD not in (ws.root / "var" / "audit" / "log.jsonl").read_text()
+
+    ws.orc("restore", "files", "--to", str(ws.root / "back"))
+    restore = [r for r in records(ws) if r["what"] == "restore.done"]
+    assert len(restore) == 1 and restore[0]["snapshot"] == snap["id"]
+
+    out = ws.orc("audit", "verify").stdout
+    assert f"audit log intact: {len(records(ws))} records" in out
+    # The checkpoint next to the snapshots is signed by the key the auditor holds.
+    copy = ws.repo / "orchestrator-audit" / "checkpoint"
+    assert copy.is_file()
+    pub = ws.root / "keys" / "audit-ed25519.pem.pub"
+    assert (ws.repo / "orchestrator-audit" / "audit-key.pub").read_text() == pub.read_text()
+    ws.orc("audit", "verify", "--checkpoint", str(copy), "--key", str(pub))
+    # restic still sees a sound repository with our folder in it.
+    from conftest import restic
+
+    assert restic(ws.repo, "check").returncode == 0
+
+    shown = ws.orc_json("audit", "show", "--policy", "files")
+    assert [r["what"] for r in shown["records"]] == ["run.succeeded", "restore.done"]
+    assert ws.orc_json("audit", "show", "--who", "nobody-at-all")["records"] == []
