@@ -90,7 +90,7 @@ class AuditTrail:
             vkey = cpmod.verifier_key(name, self._signer.public).text()
             if created or not self.public_key_file.exists():
                 _write(self.public_key_file, vkey + "\n", 0o644)
-                log.warning(
+                log.info(
                     "audit: made the signing key %s (public: %s)", self.settings.key_file, vkey
                 )
         return self._signer
