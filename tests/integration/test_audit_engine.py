@@ -46,6 +46,12 @@ def test_a_backup_and_a_restore_leave_their_audit_records(workspace: Workspace) 
     restore = [r for r in records(ws) if r["what"] == "restore.done"]
     assert len(restore) == 1 and restore[0]["snapshot"] == snap["id"]
 
+    ws.orc("verify", "files", "--tier", "check")
+    checked = [r for r in records(ws) if r["what"] == "verify.done"]
+    assert [(r["target"], r["outcome"], r["details"]["tier"]) for r in checked] == [
+        ("local", "ok", "check")
+    ]
+
     out = ws.orc("audit", "verify").stdout
     assert f"audit log intact: {len(records(ws))} records" in out
     # The checkpoint next to the snapshots is signed by the key the auditor holds.
