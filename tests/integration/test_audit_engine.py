@@ -66,5 +66,5 @@ def test_a_backup_and_a_restore_leave_their_audit_records(workspace: Workspace) 
     assert restic(ws.repo, "check").returncode == 0
 
     shown = ws.orc_json("audit", "show", "--policy", "files")
-    assert [r["what"] for r in shown["records"]] == ["run.succeeded", "restore.done"]
+    assert [r["what"] for r in shown["records"]] == ["run.succeeded", "restore.done", "verify.done"]
     assert ws.orc_json("audit", "show", "--who", "nobody-at-all")["records"] == []
