@@ -75,7 +75,7 @@ def main() -> None:
         _fill(trail, args.verify)
         key = trail.verifier_key()
         start = time.perf_counter()
-        report = verify_log(trail.log.lines(), trail.checkpoint_files(), key, signing.verify)
+        report = verify_log(trail.log.lines, trail.checkpoint_files(), key, signing.verify)
         assert report.ok and report.size == args.verify, report.problems
         print(f"verify {args.verify} records in-process: {time.perf_counter() - start:.3f} s")
         cmd = [sys.executable, "-m", "orchestrator", "--config", str(root / "c" / "policies.toml")]

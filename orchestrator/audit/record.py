@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder()
+
 # What every record has; everything else is optional context of the action.
 REQUIRED = ("n", "prev", "time", "who", "what", "outcome")
 
@@ -41,9 +44,7 @@ def _clean(value: Any) -> Any:
 
 def canonical(record: Mapping[str, Any]) -> bytes:
     """The one byte string of a record (no newline)."""
-    return json.dumps(
-        _clean(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return _ENCODER.encode(_clean(record)).encode("utf-8")
 
 
 def b64(data: bytes) -> str:
@@ -53,7 +54,7 @@ def b64(data: bytes) -> str:
 def parse(line: bytes, index: int) -> dict[str, Any]:
     """A stored line back into a record, refusing anything that is not exactly canonical."""
     try:
-        record = json.loads(line.decode("utf-8"))
+        record = _DECODER.decode(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise RecordError(f"record {index}: not valid JSON (edited or damaged)") from None
     if not isinstance(record, dict):
@@ -61,6 +62,7 @@ def parse(line: bytes, index: int) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise RecordError(f"record {index}: lacks {', '.join(missing)} (edited or forged)")
-    if canonical(record) != line:
+    # Re-encode as read (no cleaning: a parsed record already holds only JSON values).
+    if _ENCODER.encode(record).encode("utf-8") != line:
         raise RecordError(f"record {index}: not in canonical form (edited by hand?)")
     return record

@@ -101,7 +101,7 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         if copy and copy.is_file():
             found.append((str(copy), _read_text(copy, "checkpoint")))
     found += [(str(p), _read_text(p, "checkpoint")) for p in checkpoints]
-    report = verify_log(trail.log.lines(), found, key, signing.verify)
+    report = verify_log(trail.log.lines, found, key, signing.verify)
     if not report.ok:
         more = len(report.problems) - 1
         raise DamageError(

@@ -322,3 +322,19 @@ def test_two_processes_append_safely(tmp_path: Path) -> None:
     assert [r["n"] for r in recs] == list(range(300))
     assert len({r["pid"] for r in recs}) == 2
     assert "audit log intact: 300 records" in ws.orc("audit", "verify").stdout
+
+
+def test_records_after_the_newest_checkpoint_are_still_checked(tmp_path: Path) -> None:
+    ws = AuditWs(tmp_path, every=4)
+    ws.write(10)  # checkpoints at sizes 1, 5 and 9: record 9 is in none
+    assert (
+        "the newest covers 9 (1 newer records not yet in a checkpoint)"
+        in ws.orc("audit", "verify").stdout
+    )
+    lines = ws.lines()
+    lines[9] = lines[9].replace(b'"n":9', b'"n": 9')
+    ws.set_lines(lines)
+    assert "record 9: not in canonical form" in ws.broken()
+    lines[9] = b"garbage\n"
+    ws.set_lines(lines)
+    assert "record 9: not valid JSON" in ws.broken()
