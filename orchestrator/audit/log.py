@@ -17,6 +17,7 @@ import base64
 import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.audit import merkle
+from orchestrator.audit.index import TreeIndex
 from orchestrator.audit.record import b64, canonical
 from orchestrator.errors import OrchestratorError
 
 LOG_NAME = "log.jsonl"
+log = logging.getLogger("orchestrator.audit")
 
 
 class AuditLogError(OrchestratorError):
@@ -48,6 +51,7 @@ class AuditLog:
         self.path = directory / LOG_NAME
         self.lock_path = directory / "log.lock"
         self.state_path = directory / "log.state"
+        self.index = TreeIndex(directory / "index")
 
     # ------------------------------------------------------------------ reading
 
@@ -92,6 +96,7 @@ class AuditLog:
         Call inside `locked()`."""
         out = bytearray()
         numbers = []
+        first, leaves, starts = state.size, [], []
         for entry in entries:
             record = dict(entry)
             record["n"] = state.tree.size
@@ -99,9 +104,11 @@ class AuditLog:
             line = canonical(record)
             if b"\n" in line:  # json.dumps escapes newlines; this guards the invariant
                 raise AuditLogError("an audit record would span lines")
+            starts.append(state.length + len(out))
             out += line + b"\n"
             numbers.append(state.tree.size)
-            state.tree.append(merkle.leaf_hash(line))
+            leaves.append(merkle.leaf_hash(line))
+            state.tree.append(leaves[-1])
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -116,7 +123,40 @@ class AuditLog:
         state.size = state.tree.size
         state.length += len(out)
         self.save_state(state)
+        try:
+            if self.index.size() == first:
+                self.index.append(leaves, starts)
+            else:
+                self._rebuild_index()
+        except OSError:  # only a cache: rebuilt at the next append, or proofs read the log
+            log.warning("audit: the tree index in %s could not be updated", self.index.dir)
         return numbers
+
+    def _rebuild_index(self) -> None:
+        self.index.reset()
+        leaves: list[bytes] = []
+        starts: list[int] = []
+        offset = 0
+        for line, complete in self.lines():
+            if not complete:
+                break
+            leaves.append(merkle.leaf_hash(line))
+            starts.append(offset)
+            offset += len(line) + 1
+            if len(leaves) == 65536:
+                self.index.append(leaves, starts)
+                leaves, starts = [], []
+        self.index.append(leaves, starts)
+
+    def record_at(self, index: int) -> bytes:
+        """Record `index` (complete, without newline) through the offsets index."""
+        start = self.index.start_of(index)
+        with self.path.open("rb") as fh:
+            fh.seek(start)
+            line = fh.readline()
+        if not line.endswith(b"\n"):
+            raise AuditLogError(f"record {index} is incomplete in {self.path}")
+        return line[:-1]
 
     def save_state(self, state: TreeState) -> None:
         data = {
@@ -133,6 +173,15 @@ class AuditLog:
             pass  # only a cache: the next append re-reads the log
 
     def _state(self) -> TreeState:
+        state = self._read_state()
+        try:
+            if self.index.size() != state.size:
+                self._rebuild_index()
+        except OSError:
+            log.warning("audit: the tree index in %s could not be rebuilt", self.index.dir)
+        return state
+
+    def _read_state(self) -> TreeState:
         length = self.path.stat().st_size if self.path.exists() else 0
         extra: dict[str, Any] = {}
         try:

@@ -8,7 +8,7 @@ named after its section, and the tests check them against a naive MTH and known 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -81,28 +81,40 @@ def root_of(hashes: Iterable[bytes]) -> bytes:
     return tree.root()
 
 
-def inclusion_proof(hashes: Sequence[bytes], index: int, size: int) -> list[bytes]:
-    """PATH(index, D[size]) (2.1.3.1): the audit path of one leaf."""
-    if not 0 <= index < size <= len(hashes):
+RangeRoot = Callable[[int, int], bytes]  # MTH of leaves [lo, hi)
+
+
+def _ranges(hashes: Sequence[bytes] | RangeRoot) -> RangeRoot:
+    if callable(hashes):
+        return hashes
+    return lambda lo, hi: subtree_root(hashes, lo, hi)
+
+
+def inclusion_proof(hashes: Sequence[bytes] | RangeRoot, index: int, size: int) -> list[bytes]:
+    """PATH(index, D[size]) (2.1.3.1): the audit path of one leaf. `hashes` is the leaf
+    hashes, or a function giving the root of a range (an index kept on disk)."""
+    if not 0 <= index < size or (not callable(hashes) and size > len(hashes)):
         raise ProofError(f"no leaf {index} in a tree of {size}")
+    subtree = _ranges(hashes)
     path: list[bytes] = []
     lo, hi, m = 0, size, index
     while hi - lo > 1:
         k = _split(hi - lo)
         if m < k:
-            path.append(subtree_root(hashes, lo + k, hi))
+            path.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            path.append(subtree_root(hashes, lo, lo + k))
+            path.append(subtree(lo, lo + k))
             lo, m = lo + k, m - k
     path.reverse()  # the RFC lists the path from the leaf upwards
     return path
 
 
-def consistency_proof(hashes: Sequence[bytes], old: int, new: int) -> list[bytes]:
+def consistency_proof(hashes: Sequence[bytes] | RangeRoot, old: int, new: int) -> list[bytes]:
     """PROOF(old, D[new]) (2.1.4.1): that the first `old` leaves are a prefix of `new`."""
-    if not 0 <= old <= new <= len(hashes):
+    if not 0 <= old <= new or (not callable(hashes) and new > len(hashes)):
         raise ProofError(f"no consistency between sizes {old} and {new}")
+    subtree = _ranges(hashes)
     if old in (0, new):
         return []
     path: list[bytes] = []
@@ -111,14 +123,14 @@ def consistency_proof(hashes: Sequence[bytes], old: int, new: int) -> list[bytes
         n = hi - lo
         if m == n:
             if not complete:
-                path.append(subtree_root(hashes, lo, hi))
+                path.append(subtree(lo, hi))
             break
         k = _split(n)
         if m <= k:
-            path.append(subtree_root(hashes, lo + k, hi))
+            path.append(subtree(lo + k, hi))
             hi = lo + k
         else:
-            path.append(subtree_root(hashes, lo, lo + k))
+            path.append(subtree(lo, lo + k))
             lo, m, complete = lo + k, m - k, False
     path.reverse()
     return path

@@ -22,7 +22,9 @@ class ProofCheckError(ValueError):
     """The proof does not hold (exit 4), or the document is malformed."""
 
 
-def inclusion(hashes: Sequence[bytes], record: bytes, index: int, cp_text: str, size: int) -> dict:
+def inclusion(
+    hashes: Sequence[bytes] | merkle.RangeRoot, record: bytes, index: int, cp_text: str, size: int
+) -> dict:
     path = merkle.inclusion_proof(hashes, index, size)
     return {
         "kind": INCLUSION,
@@ -35,7 +37,9 @@ def inclusion(hashes: Sequence[bytes], record: bytes, index: int, cp_text: str, 
     }
 
 
-def consistency(hashes: Sequence[bytes], old: tuple[str, int], new: tuple[str, int]) -> dict:
+def consistency(
+    hashes: Sequence[bytes] | merkle.RangeRoot, old: tuple[str, int], new: tuple[str, int]
+) -> dict:
     path = merkle.consistency_proof(hashes, old[1], new[1])
     return {
         "kind": CONSISTENCY,
@@ -45,6 +49,21 @@ def consistency(hashes: Sequence[bytes], old: tuple[str, int], new: tuple[str, i
         "old_checkpoint": old[0],
         "new_checkpoint": new[0],
     }
+
+
+def holds(doc: dict[str, Any]) -> bool:
+    """Whether a proof just built agrees with its own checkpoint's root (no signature
+    check: that is the auditor's part); a stale index or a changed log fails here."""
+    try:
+        if doc["kind"] == INCLUSION:
+            cp = cpmod.parse(doc["checkpoint"])[0]
+            leaf = merkle.leaf_hash(doc["record"].encode())
+            return merkle.verify_inclusion(leaf, doc["index"], cp.size, _hashes(doc), cp.root)
+        old = cpmod.parse(doc["old_checkpoint"])[0]
+        new = cpmod.parse(doc["new_checkpoint"])[0]
+        return merkle.verify_consistency(old.size, new.size, old.root, new.root, _hashes(doc))
+    except (cpmod.CheckpointError, ProofCheckError, KeyError):
+        return False
 
 
 def _hashes(doc: dict[str, Any]) -> list[bytes]:
