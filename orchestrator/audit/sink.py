@@ -7,10 +7,14 @@ SHA-256) and a secret's use (its name and where it came from, never its value).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from orchestrator.audit.trail import AuditTrail
+from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
+
+log = logging.getLogger("orchestrator.audit")
 
 # Event kinds whose outcome is not their last word.
 _OUTCOMES = {
@@ -59,9 +63,16 @@ class AuditSink:
     def __init__(self, trail: AuditTrail) -> None:
         self.trail = trail
         self._secrets_seen: set[tuple[str, str]] = set()
+        self.failed: list[str] = []
 
     def publish(self, event: Event) -> None:
-        self.trail.record(event_record(event))
+        """One line, not a traceback, when the log cannot be written (a full disk); the
+        failures are kept in `failed` for the caller to act on."""
+        try:
+            self.trail.record(event_record(event))
+        except OrchestratorError as exc:
+            self.failed.append(event.kind)
+            log.error("audit: the record of %s was NOT written: %s", event.kind, exc.message)
 
     def config_loaded(self, path: str, sha256: str) -> None:
         self.trail.record(

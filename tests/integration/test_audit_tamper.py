@@ -338,3 +338,11 @@ def test_records_after_the_newest_checkpoint_are_still_checked(tmp_path: Path) -
     lines[9] = b"garbage\n"
     ws.set_lines(lines)
     assert "record 9: not valid JSON" in ws.broken()
+
+
+def test_an_unwritable_log_stops_a_command_with_one_line(tmp_path: Path) -> None:
+    ws = AuditWs(tmp_path)
+    (tmp_path / "var" / "audit" / "log.jsonl").mkdir(parents=True)  # not a file any more
+    result = ws.orc("status", check=1)
+    assert result.stderr.startswith("orchestrator: cannot read the audit log ")
+    assert "Traceback" not in result.stderr
