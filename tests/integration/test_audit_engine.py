@@ -68,3 +68,58 @@ def test_a_backup_and_a_restore_leave_their_audit_records(workspace: Workspace) 
     shown = ws.orc_json("audit", "show", "--policy", "files")
     assert [r["what"] for r in shown["records"]] == ["run.succeeded", "restore.done", "verify.done"]
     assert ws.orc_json("audit", "show", "--who", "nobody-at-all")["records"] == []
+
+
+def test_the_daemon_records_its_runs_and_each_config_it_loads(workspace: Workspace) -> None:
+    import hashlib
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ORCHESTRATOR
+
+    ws = workspace
+    log = ws.root / "daemon.log"
+    first = hashlib.sha256(ws.config.read_bytes()).hexdigest()
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                *ORCHESTRATOR,
+                "--config",
+                str(ws.config),
+                "-v",
+                "daemon",
+                "--now",
+                "2026-03-04T01:29:57",
+            ],
+            env=ws.env,
+            cwd=ws.root,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+
+        def wait_for(text: str, seconds: float = 60) -> None:
+            deadline = time.monotonic() + seconds
+            while text not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"no {text!r} in:\n{log.read_text()}"
+                time.sleep(0.1)
+
+        wait_for("slot files@2026-03-04T01:30 done: success")
+        ws.config.write_text(ws.config.read_text() + "\n# changed\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for("reloaded")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    recs = records(ws)
+    second = hashlib.sha256(ws.config.read_bytes()).hexdigest()
+    assert [r["sha256"] for r in recs if r["what"] == "config.loaded"] == [first, second]
+    (run,) = [r for r in recs if r["what"] == "run.succeeded"]
+    assert run["snapshot"] == restic_snapshots(ws.repo)[0]["id"]
+    assert run["pid"] == proc.pid
+    ws.orc("audit", "verify")
