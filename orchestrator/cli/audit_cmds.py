@@ -61,8 +61,8 @@ def audit_init(obj: Obj) -> None:
     obj.emit(
         "audit.init",
         {"public_key": key, "key_file": trail.settings.key_file, "tree_size": size},
-        f"audit signing key: {trail.settings.key_file} (private, keep it off backups of "
-        f"state_dir)\npublic key (give it to your auditors): {key}\n"
+        f"audit signing key: {trail.settings.key_file} (private: keep it out of copies of "
+        f"this host's data)\npublic key (give it to your auditors): {key}\n"
         f"checkpoints: {trail.settings.export_dir} (size {size} signed)",
     )
 
@@ -157,7 +157,11 @@ def audit_prove(obj: Obj, number: int, cp_file: Path | None) -> None:
 
     trail = _trail(obj)
     text, size = _checkpoint_arg(trail, str(cp_file)) if cp_file else _newest(trail)
-    if not 0 <= number < size:
+    if number < 0:
+        raise UsageError(f"record numbers start at 0, not {number}")
+    if number >= size and number >= trail.log.index.size():
+        raise UsageError(f"there is no record {number}: the log has {trail.log.index.size()}")
+    if number >= size:
         raise UsageError(
             f"record {number} is not covered by the checkpoint (size {size}, records "
             f"0..{size - 1}): run 'orchestrator audit checkpoint' first"
