@@ -346,3 +346,34 @@ def test_an_unwritable_log_stops_a_command_with_one_line(tmp_path: Path) -> None
     result = ws.orc("status", check=1)
     assert result.stderr.startswith("orchestrator: cannot read the audit log ")
     assert "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_at_least_daily_and_show_filters(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ws = AuditWs(tmp_path, every=1000)
+    config = load_config(ws.config)
+    start = datetime.now(UTC)
+    clock = [start]
+    trail = AuditTrail(config.audit, config.settings.state_dir, now=lambda: clock[0])
+    trail.record({"what": "run.succeeded", "outcome": "success", "policy": "web"})  # first: signed
+    trail.record({"what": "restore.done", "outcome": "success", "policy": "web"})
+    assert trail.latest_checkpoint()[1] == 1  # type: ignore[index]
+    clock[0] = start + timedelta(hours=25)
+    trail.record({"what": "restore.done", "outcome": "success", "policy": "db"})
+    assert trail.latest_checkpoint()[1] == 3  # type: ignore[index]  # a day passed
+
+    def shown(*args: str) -> list[int]:
+        return [
+            r["n"] for r in json.loads(ws.orc("audit", "show", "--json", *args).stdout)["records"]
+        ]
+
+    assert shown() == [0, 1, 2]
+    assert shown("--what", "restore") == [1, 2]
+    assert shown("--policy", "web", "--what", "restore.done") == [1]
+    later = (start + timedelta(hours=1)).isoformat()
+    assert shown("--since", later) == [2]
+    me = json.loads(ws.lines()[0])["who"]
+    assert shown("--who", me) == [0, 1, 2]
+    assert shown("--who", "someone-else") == []
+    assert "no audit records match" in ws.orc("audit", "show", "--who", "someone-else").stdout

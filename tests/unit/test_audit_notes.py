@@ -150,3 +150,13 @@ def test_an_event_becomes_one_record() -> None:
     done = event_record(Event("verify.done", when, "info", "ok", details={"outcome": "ok"}))
     assert done["outcome"] == "ok"
     assert event_record(Event("slot.missed", when, "warning", "x"))["outcome"] == "missed"
+
+
+def test_who_is_the_person_behind_sudo(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.audit.identity import current_identity
+
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    me = current_identity()
+    assert me["who"] == me["unix_user"]
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert current_identity() == {"who": "alice", "unix_user": me["unix_user"]}
