@@ -28,6 +28,8 @@ RESTORE_DONE = "restore.done"
 RESTORE_FAILED = "restore.failed"
 DAMAGE_FOUND = "damage.found"
 DRILL_DONE = "drill.done"
+VERIFY_DONE = "verify.done"  # a check tier finished without damage (audit log, issue 16)
+VERIFY_FAILED = "verify.failed"  # a check tier could not run to its end (audit log, issue 16)
 COPY_DONE = "copy.done"  # a new snapshot copied to a policy's copy_to target
 COPY_FAILED = "copy.failed"
 # The daemon (engine/due.py): slots, RPO, retention.

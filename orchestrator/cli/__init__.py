@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from orchestrator.cli import (
+    audit_cmds,
     backup_cmds,
     catalog_cmds,
     check_cmds,
@@ -115,6 +116,7 @@ for _command in (
     demo_cmd.demo,
     daemon_cmds.run_cmd,
     daemon_cmds.daemon,
+    audit_cmds.audit_group,
 ):
     cli.add_command(_command)
 

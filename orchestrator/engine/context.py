@@ -8,6 +8,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.audit.sink import AuditSink
+from orchestrator.audit.trail import AuditTrail
 from orchestrator.catalog import Catalog, CatalogEventSink, VerificationRecord
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import EventBus
@@ -28,6 +30,7 @@ class Context:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     simulated: bool = False  # `--now` given: restic records snapshots at the simulated time
+    audit: AuditSink | None = None  # audit log (issue 16)
 
     @classmethod
     def open(cls, config: Config, clock: Clock | None = None, simulated: bool = False) -> Context:
@@ -48,6 +51,7 @@ class Context:
             simulated=simulated,
         )
         ctx.events.subscribe(CatalogEventSink(catalog))
+        ctx.audit = open_audit(ctx)  # audit log (issue 16)
         ctx.catalog.recover_interrupted(
             ctx.host, _pid_alive, ctx.clock.now(), lambda rec: remove_drill_scratch(state, rec)
         )
@@ -65,6 +69,24 @@ class Context:
 
     def close(self) -> None:
         self.catalog.close()
+
+
+def open_audit(ctx: Context) -> AuditSink:
+    """Audit log (issue 16): every event, secret use and this config load is recorded by
+    this process; checkpoints go to each repository (remote ones by `audit checkpoint`)."""
+    publishers = [
+        (
+            f"target '{name}'",
+            lambda text, key, spec=spec: ctx.target(spec).publish_audit_checkpoint(text, key),
+            spec.kind != "local",
+        )
+        for name, spec in ctx.config.targets.items()
+    ]
+    sink = AuditSink(AuditTrail(ctx.config.audit, ctx.config.settings.state_dir, publishers))
+    ctx.events.subscribe(sink)
+    ctx.secrets.on_use = sink.secret_used
+    sink.config_loaded(str(ctx.config.path), ctx.config.sha256)
+    return sink
 
 
 def remove_drill_scratch(state_dir: Path, rec: VerificationRecord) -> None:

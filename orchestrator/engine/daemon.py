@@ -124,6 +124,8 @@ class Daemon:
             )
             return
         self.ctx.config = new
+        if self.ctx.audit:  # audit log (issue 16)
+            self.ctx.audit.config_loaded(str(new.path), new.sha256)
         log.info("reloaded %s (%d policies, sha256 %s)", new.path, len(new.policies), new.sha256)
 
     def sleep_until(self, wake: datetime) -> None:

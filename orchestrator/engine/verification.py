@@ -19,7 +19,7 @@ from orchestrator.engine.context import Context
 from orchestrator.engine.locks import run_lock
 from orchestrator.engine.preflight import ready_repository
 from orchestrator.errors import BusyError, CancelledError, ExitCode, OrchestratorError, UsageError
-from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, Event
+from orchestrator.events import DAMAGE_FOUND, DRILL_DONE, VERIFY_DONE, VERIFY_FAILED, Event
 from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
 from orchestrator.verify import TIERS, Damage, TierResult, parse_size
@@ -385,6 +385,26 @@ def _finish(ctx: Context, rec: VerificationRecord, result: TierResult) -> None:
                 details={"tier": rec.tier, "damage": rec.damage},
             )
         )
+    else:
+        _published(ctx, rec, VERIFY_DONE)  # audit log (issue 16)
+
+
+def _published(ctx: Context, rec: VerificationRecord, kind: str) -> None:
+    """A check's outcome for the audit log (issue 16); drills publish DRILL_DONE instead."""
+    if rec.tier == "drill":
+        return
+    ctx.events.publish(
+        Event(
+            kind=kind,
+            time=rec.finished_at or ctx.clock.now(),
+            severity="info" if rec.outcome == "ok" else "warning",
+            summary=f"{rec.tier} on target '{rec.target}': {rec.outcome}: {rec.message}",
+            policy=rec.policy,
+            target=rec.target,
+            run_id=rec.id,
+            details={"tier": rec.tier, "outcome": rec.outcome, "error_kind": rec.error_kind},
+        )
+    )
 
 
 def _fail(
@@ -395,6 +415,7 @@ def _fail(
     rec.error_kind = kind
     rec.message = message
     ctx.catalog.finish_verification(rec)
+    _published(ctx, rec, VERIFY_FAILED)  # audit log (issue 16)
 
 
 def exit_code_for(records: list[VerificationRecord]) -> ExitCode:

@@ -24,6 +24,7 @@ from orchestrator.policies.model import (
     IMPORTANCES,
     WEEKDAYS,
     AccessSettings,
+    AuditSettings,
     CatchUp,
     Config,
     DatabaseSpec,
@@ -50,7 +51,7 @@ _TOML_WHERE = re.compile(
     r"(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)"
 )
 
-_TOP_KEYS = ("orchestrator", "targets", "policies", "service", "access")
+_TOP_KEYS = ("orchestrator", "targets", "policies", "service", "access", "audit")
 _SETTINGS_KEYS = (
     "state_dir",
     "timezone",
@@ -139,6 +140,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     policies = named_tables(top, "policies", lambda t, n: _policy(t, n, base, names))
     service = _service(top.table("service", ("assign", "response_hours", "notify")))
     access = _access(top.table("access", _ACCESS_KEYS))
+    audit = _audit(top.table("audit", _AUDIT_KEYS), base, settings.state_dir)  # issue 16
     problems += _state_dir_problems(settings.state_dir)
     problems += _self_backup_problems(policies, targets)
     if problems:
@@ -150,6 +152,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         policies=policies,
         service=service,
         access=access,
+        audit=audit,
     )
 
 
@@ -426,6 +429,35 @@ def _access(table: Table | None) -> AccessSettings:
     return AccessSettings(
         **{key: table.get_or(key, values.strings, getattr(defaults, key)) for key in _ACCESS_KEYS}
     )
+
+
+# audit log (issue 16): the key lives outside state_dir, so a copy of state_dir cannot sign
+_AUDIT_KEYS = ("key_file", "export_dir", "checkpoint_every", "origin")
+
+
+def _audit(table: Table | None, base: Path, state_dir: Path) -> AuditSettings:
+    defaults = AuditSettings(
+        key_file=base / "keys" / "audit-ed25519.pem", export_dir=state_dir / "audit" / "export"
+    )
+    if table is None:
+        return defaults
+    key_file = table.get_or("key_file", values.path_under(base), defaults.key_file)
+    if key_file.resolve().is_relative_to(state_dir.resolve()):
+        table.report("key_file", f"{key_file} is inside state_dir: keep the signing key elsewhere")
+    return AuditSettings(
+        key_file=key_file,
+        export_dir=table.get_or("export_dir", values.path_under(base), defaults.export_dir),
+        checkpoint_every=table.get_or("checkpoint_every", values.int_in(1, 1_000_000), 100),
+        origin=table.get_or("origin", _origin, ""),
+    )
+
+
+def _origin(value: object) -> str:
+    """A checkpoint origin is also the signing key's name: no spaces, no '+'."""
+    text = values.nonempty_string(value)
+    if any(c.isspace() for c in text) or "+" in text:
+        raise values.Invalid(f"'{text}' must have no spaces and no '+'")
+    return text
 
 
 # --------------------------------------------------------------------------- the file system

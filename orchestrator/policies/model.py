@@ -174,6 +174,16 @@ class AccessSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """[audit] (audit log, issue 16); the loader fills the default paths."""
+
+    key_file: Path = Path()  # default <config dir>/keys/audit-ed25519.pem: outside state_dir
+    export_dir: Path = Path()  # default <state_dir>/audit/export; point it off this host
+    checkpoint_every: int = 100  # sign and publish a checkpoint every N records (and daily)
+    origin: str = ""  # the checkpoints' origin line; default "<hostname>/orchestrator-audit"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated policies.toml."""
 
@@ -184,6 +194,7 @@ class Config:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     sha256: str = ""
+    audit: AuditSettings = field(default_factory=AuditSettings)  # audit log (issue 16)
 
     def policy(self, name: str) -> Policy:
         from orchestrator.errors import UsageError

@@ -14,6 +14,7 @@ import re
 import secrets as _random
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.errors import SecretError
@@ -46,11 +47,15 @@ class SecretStore:
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "secrets"
+        # audit log (issue 16): told (name, "env" | "store") after each use; never the value
+        self.on_use: Callable[[str, str], None] | None = None
 
     def resolve(self, reference: str) -> str:
         name = secret_name(reference)
         value = os.environ.get(env_name(name))
         if value:
+            if self.on_use:  # audit log (issue 16)
+                self.on_use(name, "env")
             return value
         path = self.dir / name
         if not path.exists():
@@ -71,6 +76,8 @@ class SecretStore:
             raise SecretError(f"secret '{name}': cannot read {path}: {why}") from None
         if not value:
             raise SecretError(f"secret '{name}' is empty in {path}")
+        if self.on_use:  # audit log (issue 16)
+            self.on_use(name, "store")
         return value
 
     def has(self, reference: str) -> bool:

@@ -13,6 +13,9 @@ from orchestrator.restic.runner import Repository
 
 # The repository folders whose files restic names by the SHA-256 of their content.
 CONTENT_ADDRESSED = ("data", "index", "snapshots", "keys")
+# Audit log (issue 16): signed checkpoints kept next to the snapshots, so copies carry them.
+AUDIT_FOLDER = "orchestrator-audit"
+AUDIT_FILES = ("checkpoint", "audit-key.pub")
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,8 @@ class Target(Protocol):
 
     def describe(self) -> str:
         """Where the repository is, for people (no secrets)."""
+
+    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+        """Write the newest signed audit checkpoint and the verifier key into
+        AUDIT_FOLDER of an initialised repository (atomically); False when not initialised.
+        (audit log, issue 16)"""

@@ -9,7 +9,13 @@ from typing import BinaryIO
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import LocalTargetSpec
 from orchestrator.restic.runner import Repository
-from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile
+from orchestrator.targets.base import (
+    AUDIT_FILES,
+    AUDIT_FOLDER,
+    CONTENT_ADDRESSED,
+    Probe,
+    RepoFile,
+)
 
 
 class LocalTarget:
@@ -78,3 +84,15 @@ class LocalTarget:
 
     def open_file(self, path: str) -> BinaryIO:
         return (self.path / path).open("rb")
+
+    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+        """Audit log (issue 16): next to the snapshots; never creates a repository."""
+        if not self.is_initialised():
+            return False
+        folder = self.path / AUDIT_FOLDER
+        folder.mkdir(exist_ok=True)
+        for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, folder / name)
+        return True

@@ -27,7 +27,13 @@ from orchestrator.errors import SecretError, TargetError
 from orchestrator.policies.model import S3TargetSpec
 from orchestrator.restic import features
 from orchestrator.restic.runner import Repository
-from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile
+from orchestrator.targets.base import (
+    AUDIT_FILES,
+    AUDIT_FOLDER,
+    CONTENT_ADDRESSED,
+    Probe,
+    RepoFile,
+)
 
 AUTH = "auth"
 NO_BUCKET = "no_bucket"
@@ -132,6 +138,20 @@ class S3Target:
             writable = False
         notes = ("credentials accepted", f"bucket '{self.spec.bucket}' exists")
         return Probe(initialised=initialised, writable=writable, free_bytes=None, notes=notes)
+
+    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+        """Audit log (issue 16): next to the snapshots; never creates a repository."""
+        s3 = self._client()
+        try:
+            with self._translated("looking for the repository"):
+                s3.head_object(Bucket=self.spec.bucket, Key=f"{self.base}config")
+        except FileNotFoundError:
+            return False
+        with self._translated("publishing the audit checkpoint", bucket=True):
+            for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
+                key = f"{self.base}{AUDIT_FOLDER}/{name}"
+                s3.put_object(Bucket=self.spec.bucket, Key=key, Body=text.encode())
+        return True
 
     # -- listings (no repository password needed) -----------------------------------------
 

@@ -25,7 +25,13 @@ from orchestrator.errors import TargetError, UsageError
 from orchestrator.policies.model import SftpTargetSpec
 from orchestrator.restic import features
 from orchestrator.restic.runner import Repository
-from orchestrator.targets.base import CONTENT_ADDRESSED, Probe, RepoFile
+from orchestrator.targets.base import (
+    AUDIT_FILES,
+    AUDIT_FOLDER,
+    CONTENT_ADDRESSED,
+    Probe,
+    RepoFile,
+)
 
 if TYPE_CHECKING:
     import paramiko
@@ -147,6 +153,25 @@ class SftpTarget:
         return Probe(
             initialised=initialised, writable=writable, free_bytes=free, notes=tuple(notes)
         )
+
+    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+        """Audit log (issue 16): next to the snapshots; never creates a repository."""
+        sftp = self._sftp()
+        root = self.spec.path
+        with self._translated("publishing the audit checkpoint"):
+            try:
+                self._stat(sftp, f"{root}/config")
+            except FileNotFoundError:
+                return False
+            with contextlib.suppress(OSError):
+                sftp.mkdir(f"{root}/{AUDIT_FOLDER}")
+            for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
+                final = f"{root}/{AUDIT_FOLDER}/{name}"
+                tmp = f"{root}/{AUDIT_FOLDER}/.{name}.{uuid.uuid4().hex}.tmp"
+                with sftp.open(tmp, "wb") as fh:
+                    fh.write(text.encode())
+                sftp.posix_rename(tmp, final)
+        return True
 
     # -- listings (no repository password needed) -----------------------------------------
 

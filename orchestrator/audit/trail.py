@@ -1,0 +1,210 @@
+"""The audit trail of one installation: the log, its signing key and its checkpoints.
+
+`record()` appends (durably, under the log's lock) and, every `checkpoint_every` records
+or when the newest checkpoint is a day old, signs a checkpoint and publishes it: into
+`state_dir/audit/checkpoints/`, the export directory, and each repository through the
+publishers the caller gives (a target's `publish_audit_checkpoint`). A publisher that
+fails is logged and never fails the action being audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.audit import checkpoint as cpmod
+from orchestrator.audit import merkle
+from orchestrator.audit.identity import current_identity
+from orchestrator.audit.log import AuditLog, AuditLogError, TreeState
+
+if TYPE_CHECKING:
+    from orchestrator.audit.signing import Signer
+    from orchestrator.policies.model import AuditSettings
+
+log = logging.getLogger("orchestrator.audit")
+
+CHECKPOINT = "checkpoint"  # the newest, in each place
+HISTORY = "checkpoints"  # every one, named by its size
+PUBLIC_KEY = "audit-key.pub"
+DAY = timedelta(days=1)
+
+Publisher = Callable[[str, str], object]  # (checkpoint text, verifier key line)
+
+
+class AuditTrail:
+    def __init__(
+        self,
+        settings: AuditSettings,
+        state_dir: Path,
+        publishers: Sequence[tuple[str, Publisher, bool]] = (),
+        identity: Callable[[], dict[str, str]] = current_identity,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.log = AuditLog(state_dir / "audit")
+        self.history_dir = state_dir / "audit" / HISTORY
+        self.publishers = list(publishers)
+        self.identity = identity
+        self.now = now
+        self._signer: Signer | None = None
+
+    # ------------------------------------------------------------------ records
+
+    def record(self, *entries: Mapping[str, Any]) -> list[int]:
+        """Append these records (who and when filled in); returns their numbers."""
+        who = self.identity()
+        stamp = self.now().isoformat(timespec="seconds")
+        full = [
+            {"time": stamp, **who, "host": socket.gethostname(), "pid": os.getpid(), **e}
+            for e in entries
+        ]
+        signed = None
+        with self.log.locked() as state:
+            numbers = self.log.append(state, full)
+            if self._checkpoint_due(state):
+                signed = self._checkpoint(state)
+        if signed:  # outside the lock: a slow repository never holds up other appends
+            self._publish(signed, remote=False)
+        return numbers
+
+    # ------------------------------------------------------------------ the key
+
+    @property
+    def public_key_file(self) -> Path:
+        from orchestrator.audit.signing import public_path
+
+        return public_path(self.settings.key_file)
+
+    def signer(self) -> Signer:
+        """The signing key, made on first use; its public half written beside it."""
+        if self._signer is None:
+            from orchestrator.audit import signing
+
+            name = self._key_name()
+            self._signer, created = signing.load_or_create(self.settings.key_file, name)
+            vkey = cpmod.verifier_key(name, self._signer.public).text()
+            if created or not self.public_key_file.exists():
+                _write(self.public_key_file, vkey + "\n", 0o644)
+                log.info(
+                    "audit: made the signing key %s (public: %s)", self.settings.key_file, vkey
+                )
+        return self._signer
+
+    def _key_name(self) -> str:
+        """The name is fixed when the key is made (kept in the .pub), so a renamed host or a
+        changed setting does not orphan old checkpoints."""
+        try:
+            return cpmod.parse_verifier_key(self.public_key_file.read_text()).name
+        except (OSError, cpmod.CheckpointError):
+            return self.settings.origin or f"{socket.gethostname()}/orchestrator-audit"
+
+    def verifier_key(self) -> cpmod.VerifierKey:
+        signer = self.signer()
+        return cpmod.verifier_key(signer.name, signer.public)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, remote: bool = True) -> tuple[str, int, list[str]]:
+        """Sign and publish a checkpoint of the log as it is now, to every repository
+        (`remote`: SFTP and S3 too); returns the text, its size and where it went."""
+        with self.log.locked() as state:
+            text, size = self._checkpoint(state), state.size
+        return text, size, self._publish(text, remote)
+
+    def latest_checkpoint(self) -> tuple[str, int, datetime] | None:
+        path = self.history_dir.parent / CHECKPOINT
+        try:
+            text = path.read_text()
+            when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            cp, _, _ = cpmod.parse(text, str(path))
+        except (OSError, cpmod.CheckpointError, UnicodeDecodeError):
+            return None
+        return text, cp.size, when
+
+    def _checkpoint_due(self, state: TreeState) -> bool:
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return state.size > 0
+        _, size, when = latest
+        if state.size <= size:
+            return False
+        return state.size - size >= self.settings.checkpoint_every or self.now() - when >= DAY
+
+    def _checkpoint(self, state: TreeState) -> str:
+        signer = self.signer()
+        cp = cpmod.Checkpoint(signer.name, state.size, state.tree.root())
+        text = cpmod.sign(cp, signer.name, signer.public, signer.sign)
+        vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
+        name = f"{state.size:012d}"
+        _write(self.history_dir / name, text)
+        _write(self.history_dir.parent / CHECKPOINT, text)
+        try:
+            export = self.settings.export_dir
+            _write(export / HISTORY / name, text)
+            _write(export / CHECKPOINT, text)
+            _write(export / PUBLIC_KEY, vkey, 0o644)
+        except AuditLogError as exc:
+            log.error("audit: checkpoint %d not exported: %s", state.size, exc.message)
+        return text
+
+    def _publish(self, text: str, remote: bool) -> list[str]:
+        """Into each repository; automatic checkpoints go to local ones only (no network
+        wait inside an audited action); `audit checkpoint` reaches SFTP and S3 too."""
+        signer = self.signer()
+        vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
+        done = []
+        for label, publish, is_remote in self.publishers:
+            if is_remote and not remote:
+                continue
+            try:
+                if publish(text, vkey):
+                    done.append(label)
+            except Exception as exc:  # a repository away must not fail the audited action
+                log.error("audit: checkpoint not published to %s: %s", label, exc)
+        return done
+
+    def checkpoint_files(self) -> list[tuple[str, str]]:
+        """Every checkpoint kept on this host: (where, text)."""
+        found: list[tuple[str, str]] = []
+        for latest in (self.history_dir.parent / CHECKPOINT, self.settings.export_dir / CHECKPOINT):
+            if latest.is_file():
+                found.append((str(latest), _read(latest)))
+        for folder in (self.history_dir, self.settings.export_dir / HISTORY):
+            if folder.is_dir():
+                for path in sorted(folder.iterdir()):
+                    if path.is_file() and not path.name.startswith("."):
+                        found.append((str(path), _read(path)))
+        return found
+
+    def leaf_hashes(self) -> list[bytes]:
+        return self.log.leaf_hashes()
+
+    def root_at(self, size: int) -> bytes:
+        return merkle.root_of(self.leaf_hashes()[:size])
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable: {exc}"
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Atomically (a reader never sees half a checkpoint)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AuditLogError(f"cannot write {path}: {exc.strerror or exc}") from None

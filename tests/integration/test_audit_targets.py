@@ -1,0 +1,79 @@
+"""Checkpoints leave the host: `audit checkpoint` writes the signed checkpoint and the
+public key next to the snapshots of every kind of repository (local, SFTP, S3), restic
+still finds the repository sound, and the copy read back from the storage verifies the
+log (`audit verify --checkpoint`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import servers
+import test_targets
+from conftest import Workspace
+from test_targets import BUCKET, Remote
+
+remote = test_targets.remote  # the fixtures: a fresh repository of each kind
+bucket = test_targets.bucket
+
+pytestmark = pytest.mark.integration
+
+
+def _read_back(rem: Remote, ws: Workspace, name: str, request: pytest.FixtureRequest) -> str:
+    """The file as the storage holds it, read without the orchestrator."""
+    if rem.storage is not None:
+        return (rem.storage / "orchestrator-audit" / name).read_text()
+    server: Any = request.getfixturevalue("s3_server")
+    prefix = rem.restic_args[1].rsplit("/", 1)[1]
+    body = servers.s3_client(server.endpoint).get_object(
+        Bucket=BUCKET, Key=f"{prefix}/orchestrator-audit/{name}"
+    )["Body"]
+    return body.read().decode()
+
+
+def test_a_checkpoint_reaches_every_kind_of_repository(
+    remote: Remote, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    ws = workspace
+    ws.orc("backup", "files", "--level", "full")
+    out = ws.orc_json("audit", "checkpoint")
+    assert out["published"] == [f"target '{remote.name}'"]
+    text = _read_back(remote, ws, "checkpoint", request)
+    assert text == out["checkpoint"]
+    size = out["tree_size"]
+    records = (ws.root / "var" / "audit" / "log.jsonl").read_text().count("\n")
+    # all records at signing; S3 then records its credentials' use
+    assert size == records - (remote.kind == "s3")
+    pub = _read_back(remote, ws, "audit-key.pub", request)
+    assert pub == (ws.root / "keys" / "audit-ed25519.pem.pub").read_text()
+    kept = ws.root / "from-repository"
+    kept.write_text(text)
+    (ws.root / "auditor.pub").write_text(pub)
+    ws.orc("audit", "verify", "--checkpoint", str(kept), "--key", str(ws.root / "auditor.pub"))
+    # restic, unaware of the folder, still finds the repository sound.
+    check = remote.witness("check")
+    assert check.returncode == 0, check.stderr
+    # A log cut short is caught by the copy the repository holds.
+    log = ws.root / "var" / "audit" / "log.jsonl"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-2]))
+    for folder in ("checkpoints", "export"):
+        import shutil
+
+        shutil.rmtree(ws.root / "var" / "audit" / folder)
+    (ws.root / "var" / "audit" / "checkpoint").unlink()
+    if remote.storage is not None and remote.kind == "local":
+        (remote.storage / "orchestrator-audit" / "checkpoint").unlink()
+    result = ws.orc("audit", "verify", "--checkpoint", str(kept), check=4)
+    assert f"but {kept} (signed) covers {size}" in result.stderr
+
+
+def test_no_checkpoint_is_written_where_no_repository_is(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    ws = workspace
+    import shutil
+
+    shutil.rmtree(ws.repo)
+    ws.orc("audit", "checkpoint")
+    assert not ws.repo.exists()  # a vanished repository is never re-created, not even a folder
