@@ -16,6 +16,10 @@ from orchestrator.events import Event
 
 log = logging.getLogger("orchestrator.audit")
 
+# Every record this process could not write (event kinds): the command line turns any
+# into a failed exit, so an action is never reported as a success without its record.
+UNWRITTEN: list[str] = []
+
 # Event kinds whose outcome is not their last word.
 _OUTCOMES = {
     "run.succeeded": "success",
@@ -72,6 +76,7 @@ class AuditSink:
             self.trail.record(event_record(event))
         except OrchestratorError as exc:
             self.failed.append(event.kind)
+            UNWRITTEN.append(event.kind)
             log.error("audit: the record of %s was NOT written: %s", event.kind, exc.message)
 
     def config_loaded(self, path: str, sha256: str) -> None:

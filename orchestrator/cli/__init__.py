@@ -133,7 +133,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # restic then gets SIGINT, like Ctrl-C
     as_json = "--json" in sys.argv[1:]
     try:
-        cli.main(standalone_mode=False)
+        try:
+            cli.main(standalone_mode=False)
+        except SystemExit as done:
+            _audit_written(done.code, as_json)
+            raise
+        _audit_written(0, as_json)
     except click.exceptions.Abort:
         _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
     except click.ClickException as exc:
@@ -153,6 +158,24 @@ def main() -> None:
         traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc}", ExitCode.FAILURE, "internal", True)
     sys.exit(0)
+
+
+def _audit_written(code: object, as_json: bool) -> None:
+    """A command whose actions could not all be written to the audit log does not exit
+    0: what it did stands (the catalog has it), but nobody may read it as audited."""
+    sink = sys.modules.get("orchestrator.audit.sink")
+    missing = list(getattr(sink, "UNWRITTEN", ()))
+    if not missing:
+        return
+    what = ", ".join(dict.fromkeys(missing))
+    message = (
+        f"the audit log could not be written for {len(missing)} action(s) ({what}): "
+        "they were done but are NOT audited; free space where the audit log lives and "
+        "check 'orchestrator audit verify'"
+    )
+    if code in (0, None):
+        _fail(message, ExitCode.FAILURE, "audit_unwritten", as_json)
+    click.echo(f"orchestrator: {message}", err=True)
 
 
 def _fail(message: str, code: int, kind: str, as_json: bool) -> NoReturn:
