@@ -55,10 +55,10 @@ def check(obj: Obj, command: str, policy: str | None, destination: Path | None) 
     if decision.allowed:
         return
     reason = decision.reason
-    if path is not None and "outside the restore roots" in reason:
-        route = access.escape_route(destination) if destination is not None else ""
-        shown = f"{destination} resolves to {path}{' ' + route if route else ''}"
-        reason = reason.replace(str(path), shown, 1) if str(destination) != str(path) else reason
+    if destination is not None and path is not None and str(destination) != str(path):
+        route = access.escape_route(destination)  # the `..` or symlink that leads out
+        shown = f"{destination} resolves to {path}{f' ({route})' if route else ''}, which"
+        reason = reason.replace(f"{path} is outside", f"{shown} is outside", 1)
     access.on_denied(
         identity,
         action,

@@ -216,7 +216,10 @@ def test_every_command_of_the_cli_is_in_the_table() -> None:
     assert unplaced == []
 
 
-def test_on_denied_publishes_one_event_on_the_context_bus_or_the_process_bus() -> None:
+def test_on_denied_publishes_one_event_on_the_context_bus_or_the_process_bus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(access, "DENIALS", EventBus())
     seen_ctx: list[Event] = []
     seen_process: list[Event] = []
     ctx_bus = EventBus()
