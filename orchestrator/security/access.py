@@ -147,7 +147,7 @@ def _as_requester(
     allowed = requested_policies(identity, access)
     mine = "all policies" if allowed == ("*",) else ", ".join(allowed)
     if policy is None:
-        return Decision(False, f"a requester names the policy (theirs: {mine})")
+        return Decision(False, f"a requester must name one of their policies ({mine})")
     if "*" not in allowed and policy not in allowed:
         return Decision(False, f"{identity.user} may restore only {mine}, not '{policy}'")
     if action == SNAPSHOTS:

@@ -73,7 +73,7 @@ AUDITING_REQUESTER = Identity("alice", ("alice", "audit"))
         (ALICE_BY_SUDO, "restore", "web", Path("/root"), False, "outside the restore roots"),
         (ERIN, "restore", "anything", Path("/srv/restores/e"), True, "requester"),
         (ALICE, "snapshots", "web", None, True, "requester"),
-        (ALICE, "snapshots", None, None, False, "a requester names the policy (theirs: web, mail)"),
+        (ALICE, "snapshots", None, None, False, "must name one of their policies (web, mail)"),
         (ALICE, "snapshots", "db", None, False, "may restore only web, mail, not 'db'"),
         (ALICE, "status", None, None, True, "requester"),
         (ALICE, "plan", None, None, True, "requester"),
