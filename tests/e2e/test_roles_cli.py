@@ -272,6 +272,9 @@ def test_through_sudo_the_person_is_sudo_user(ws: Workspace) -> None:
     denied = _as_root(ws, sudo, "restore", "files", "--to", str(outside), check=77)
     assert f"{ALICE} (through sudo) may not run 'restore files'" in one_line(denied.stderr)
     assert not outside.exists()
+    etc = Path("/etc") / f"orchestrator-test-{uuid.uuid4().hex[:8]}"  # root could write it
+    _as_root(ws, sudo, "restore", "files", "--to", str(etc), check=77)
+    assert not etc.exists()
     _as_root(ws, sudo, "backup", "files", check=77)
 
     _as_root(ws, sudo, "restore", "files", "--to", str(ws.root / "restores" / "y"))
