@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     DAMAGE = 4
     CANCELLED = 130
     BUSY = 75
+    DENIED = 77  # not permitted (role): security/access.py
 
 
 class OrchestratorError(Exception):
@@ -60,6 +61,13 @@ class BusyError(OrchestratorError):
     """A lock is held by a live process: try again later."""
 
     exit_code = ExitCode.BUSY
+
+
+class AccessDenied(OrchestratorError):
+    """The acting person's role does not allow the command (one line naming who, what, why)."""
+
+    exit_code = ExitCode.DENIED
+    kind = "access_denied"
 
 
 class ResticError(OrchestratorError):

@@ -42,6 +42,7 @@ RETENTION_REFUSED = "retention.refused"
 RETENTION_FAILED = "retention.failed"
 PRUNE_DONE = "prune.done"
 PRUNE_FAILED = "prune.failed"
+ACCESS_DENIED = "access.denied"  # a role check refused a command (security/access.py)
 
 
 @dataclass(frozen=True)

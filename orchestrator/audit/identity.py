@@ -1,23 +1,20 @@
-"""Who is acting, for the audit record. One small function, to be replaced when roles and
-the web console's accounts arrive (issue 16's access part)."""
+"""Who is acting, for the audit record: the same person the role check sees
+(`security.identity`: the real uid's user, and SUDO_USER only when root ran the command
+for them; a non-root process's SUDO_USER is anyone's to set, so it is ignored)."""
 
 from __future__ import annotations
 
 import os
 import pwd
 
+from orchestrator.security.identity import current_identity as _person
+
 
 def current_identity() -> dict[str, str]:
-    """The Unix user running the command, and the person behind sudo when there is one.
-
-    `who` is the person (SUDO_USER when run through sudo, else the user); `unix_user` is
-    the account the process runs as."""
-    uid = os.geteuid()
+    """`who` is the person; `unix_user` the account the process runs as."""
+    uid = os.getuid()
     try:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:  # a uid without a passwd entry (containers)
         user = f"uid:{uid}"
-    sudo = os.environ.get("SUDO_USER")
-    if sudo and sudo != user:
-        return {"who": sudo, "unix_user": user}
-    return {"who": user, "unix_user": user}
+    return {"who": _person().user, "unix_user": user}

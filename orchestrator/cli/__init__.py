@@ -27,6 +27,7 @@ from orchestrator.cli import (
     target_cmds,
 )
 from orchestrator.cli.common import Obj
+from orchestrator.cli.guard import guard_commands
 from orchestrator.errors import ExitCode, OrchestratorError
 
 
@@ -126,6 +127,7 @@ def _raise_interrupt(signum: int, frame: object) -> NoReturn:
 
 
 _add_global_options(cli)
+guard_commands(cli)  # every command checks the acting person's role first (exit 77)
 
 
 def main() -> None:

@@ -14,8 +14,11 @@ from orchestrator.render.listing import render_plan
 @click.pass_obj
 def validate(obj: Obj) -> None:
     """Check policies.toml and list every problem at once (exit 2 when there are any)."""
+    from orchestrator.security.access import access_warnings
+    from orchestrator.security.identity import subject_exists
+
     cfg = obj.config
-    warnings = _unset_secrets(cfg)
+    warnings = _unset_secrets(cfg) + access_warnings(cfg.access, subject_exists)
     obj.emit(
         "validate",
         {

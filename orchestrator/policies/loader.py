@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import hashlib
+import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -134,14 +135,14 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     top = Table(raw, "", problems, _TOP_KEYS)
     settings = _settings(top.table("orchestrator", _SETTINGS_KEYS), base)
     targets = named_tables(top, "targets", lambda t, n: _target(t, n, base))
-    declared = top.data.get("targets")
     # A target with its own problems still counts as declared: no second "unknown target".
-    names = tuple(declared) if isinstance(declared, dict) else ()
+    names = names_of(top, "targets")
     policies = named_tables(top, "policies", lambda t, n: _policy(t, n, base, names))
     service = _service(top.table("service", ("assign", "response_hours", "notify")))
-    access = _access(top.table("access", _ACCESS_KEYS))
+    access = _access(top.table("access", _ACCESS_KEYS), base, names_of(top, "policies"))
     audit = _audit(top.table("audit", _AUDIT_KEYS), base, settings.state_dir)  # issue 16
     problems += _state_dir_problems(settings.state_dir)
+    problems += _access_problems(access, settings.state_dir)
     problems += _self_backup_problems(policies, targets)
     if problems:
         raise ConfigError(problems, str(path))
@@ -154,6 +155,12 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         access=access,
         audit=audit,
     )
+
+
+def names_of(top: Table, key: str) -> tuple[str, ...]:
+    """The names declared under [KEY.*], valid or not (a reference to one is not 'unknown')."""
+    declared = top.data.get(key)
+    return tuple(declared) if isinstance(declared, dict) else ()
 
 
 def _toml_problem(path: Path, exc: tomllib.TOMLDecodeError) -> str:
@@ -422,12 +429,16 @@ def _assign(table: Table | None) -> dict[str, str]:
     return {key: value for key in table.data if (value := table.get(key, values.nonempty_string))}
 
 
-def _access(table: Table | None) -> AccessSettings:
+def _access(table: Table | None, base: Path, policies: tuple[str, ...]) -> AccessSettings | None:
+    """[access]: who holds which role (security/access.py). Absent: None, everyone as before."""
     if table is None:
-        return AccessSettings()
-    defaults = AccessSettings()
+        return None
+    roots = table.get_or("restore_roots", values.list_of(_restore_root(base)), ())
     return AccessSettings(
-        **{key: table.get_or(key, values.strings, getattr(defaults, key)) for key in _ACCESS_KEYS}
+        operators=table.get_or("operators", _subjects, ()),
+        auditors=table.get_or("auditors", _subjects, ()),
+        requesters=table.get_or("requesters", _requesters(policies), {}),
+        restore_roots=tuple(dict.fromkeys(roots)),
     )
 
 
@@ -458,6 +469,83 @@ def _origin(value: object) -> str:
     if any(c.isspace() for c in text) or "+" in text:
         raise values.Invalid(f"'{text}' must have no spaces and no '+'")
     return text
+
+
+def _subject(value: object) -> str:
+    from orchestrator.security.identity import subject_problem
+
+    text = values.string(value)
+    if problem := subject_problem(text):
+        raise values.Invalid(problem)
+    return text
+
+
+_subjects = values.list_of(_subject)
+
+
+def _requesters(policies: tuple[str, ...]) -> Conv[dict[str, tuple[str, ...]]]:
+    """`requesters`: a list of subjects (each may restore every policy), or a table of
+    subject -> the policies it may restore (`"*"` for all of them)."""
+
+    def names(value: object) -> tuple[str, ...]:
+        listed = values.list_of(values.string)(value)
+        known = ", ".join(sorted(policies)) or "none"
+        issues = [
+            (f"[{i}]", f"unknown policy '{n}' (known: {known}, or '*' for all)")
+            for i, n in enumerate(listed)
+            if n != "*" and n not in policies
+        ]
+        if issues:
+            raise values.Invalid(issues=issues)
+        return listed
+
+    def conv(value: object) -> dict[str, tuple[str, ...]]:
+        if isinstance(value, list):
+            return dict.fromkeys(_subjects(value), ("*",))
+        if not isinstance(value, dict):
+            raise values.Invalid(
+                f"expected an array of users/@groups, or a table of user -> policies; "
+                f"got {values.kind_of(value)}"
+            )
+        result: dict[str, tuple[str, ...]] = {}
+        issues: list[tuple[str, str]] = []
+        for key, raw in value.items():
+            suffix = f".{key}" if values.NAME.fullmatch(key) else f'."{key}"'
+            try:
+                result[_subject(key)] = names(raw)
+            except values.Invalid as exc:
+                issues += [(suffix + s, m) for s, m in exc.issues]
+        if issues:
+            raise values.Invalid(issues=issues)
+        return result
+
+    return conv
+
+
+def _restore_root(base: Path) -> Conv[Path]:
+    """A restore root, resolved now (symlinks followed); never `/`, which bounds nothing."""
+
+    def conv(value: object) -> Path:
+        root = Path(os.path.realpath(values.path_under(base)(value)))
+        if root == Path(root.anchor):
+            raise values.Invalid(f"'{value}' is the whole file system: it would bound nothing")
+        return root
+
+    return conv
+
+
+def _access_problems(access: AccessSettings | None, state_dir: Path) -> list[str]:
+    """A restore root holding state_dir (or inside it) would let a requester overwrite the
+    catalog and the secrets."""
+    if access is None:
+        return []
+    state = Path(os.path.realpath(state_dir))
+    return [
+        f"access.restore_roots[{i}]: {root} overlaps state_dir ({state}): a requester's "
+        "restore could overwrite the catalog and the secrets"
+        for i, root in enumerate(access.restore_roots)
+        if state.is_relative_to(root) or root.is_relative_to(state)
+    ]
 
 
 # --------------------------------------------------------------------------- the file system

@@ -168,9 +168,17 @@ class ServiceSettings:
 
 @dataclass(frozen=True)
 class AccessSettings:
+    """The [access] table: who holds which role (security/access.py decides with it).
+
+    A subject is a user name, `@group` (a Unix group) or `*` (everybody). `requesters`
+    maps each subject to the policies it may restore (`*`: all of them); the list form
+    `requesters = ["alice"]` reads as every policy. `restore_roots` are resolved (symlinks
+    followed) when the file is read."""
+
     operators: tuple[str, ...] = ()
     auditors: tuple[str, ...] = ()
-    requesters: tuple[str, ...] = ("*",)
+    requesters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    restore_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,7 +200,7 @@ class Config:
     targets: dict[str, TargetSpec]
     policies: dict[str, Policy]
     service: ServiceSettings = field(default_factory=ServiceSettings)
-    access: AccessSettings = field(default_factory=AccessSettings)
+    access: AccessSettings | None = None  # None: no [access] table (everyone as before)
     sha256: str = ""
     audit: AuditSettings = field(default_factory=AuditSettings)  # audit log (issue 16)
 

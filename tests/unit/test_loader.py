@@ -120,7 +120,7 @@ def example() -> Config:
         (lambda c: c.policies["orders-db"].drill.every, "weekly"),
         (lambda c: c.service.assign["restore"], "ops-oncall"),
         (lambda c: c.service.response_hours, {"urgent": 2, "important": 4, "general": 8}),
-        (lambda c: c.access.requesters, ("*",)),
+        (lambda c: c.access.requesters, {"*": ("*",)}),  # a list: every policy
     ],
 )
 def test_design_example_values(
