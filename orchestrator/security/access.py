@@ -38,8 +38,10 @@ TARGET_INIT, TARGET_CHECK, CATALOG_REBUILD = "target.init", "target.check", "cat
 AUDIT_INIT = "audit.init"
 VALIDATE, DEMO, STATUS, PLAN, SNAPSHOTS = "validate", "demo", "status", "plan", "snapshots"
 AUDIT_READ, REPORT = "audit.read", "report"
+# checks a proof against files the person brings (no log, no config): anyone's to run
+CHECK_PROOF = "audit.check-proof"
 
-OPEN = frozenset({VALIDATE, DEMO})  # anyone, with or without a role
+OPEN = frozenset({VALIDATE, DEMO, CHECK_PROOF})  # anyone, with or without a role
 ANY_ROLE = frozenset({STATUS, PLAN})  # every role
 AUDITOR_READS = frozenset({STATUS, PLAN, SNAPSHOTS, AUDIT_READ, REPORT})
 
@@ -68,7 +70,7 @@ COMMANDS: Mapping[str, str] = {
     "audit show": AUDIT_READ,
     "audit prove": AUDIT_READ,
     "audit consistency": AUDIT_READ,
-    "audit check-proof": AUDIT_READ,
+    "audit check-proof": CHECK_PROOF,
     "report": REPORT,
     "request approve": APPROVE,
     "request reject": APPROVE,
