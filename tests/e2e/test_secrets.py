@@ -107,7 +107,7 @@ def test_a_damaged_store_is_one_line_naming_it_and_nothing_is_used(
     assert str(_store(ws)) in line and reason in line, what
     backup = _failure(ws, code, "backup", "files")
     assert str(_store(ws)) in backup
-    assert ws.query("SELECT count(*) FROM runs WHERE outcome = 'ok'") == [(0,)]
+    assert ws.query("SELECT count(*) FROM runs WHERE outcome = 'success'") == [(0,)]
 
 
 def test_a_wrong_or_missing_key_is_exit_2_naming_the_store(ws: Workspace) -> None:
