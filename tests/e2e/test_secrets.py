@@ -227,3 +227,48 @@ def test_migrate_seals_the_plain_files_once_and_plain_files_are_refused(ws: Work
     ws.orc("secrets", "migrate")
     assert _names(ws) == ["late", "other", "repo-test"]
     _no_temp_files(ws)
+
+
+def test_a_systemd_credential_is_the_first_key_source(ws: Workspace) -> None:
+    creds = ws.root / "credentials"
+    creds.mkdir()
+    credential = creds / "orchestrator-secrets-key"
+    credential.write_bytes(os.urandom(32))  # raw bytes, as `systemd-creds` may hand it over
+    os.chmod(credential, 0o440)  # systemd's mode: not ours to refuse
+    ws.env["CREDENTIALS_DIRECTORY"] = str(creds)
+    out = ws.orc("secrets", "set", "repo-test", input=PASSWORD + "\n")
+    assert "created the key file" not in out.stderr and not _key(ws).exists()
+    ws.orc("backup", "files")
+    del ws.env["CREDENTIALS_DIRECTORY"]
+    line = _failure(ws, 2)
+    assert "nowhere to be found" in line and "orchestrator-secrets-key" in line
+    # Rotating under a credential writes the new key to the key file and says so.
+    ws.env["CREDENTIALS_DIRECTORY"] = str(creds)
+    rotated = ws.orc("secrets", "rotate").stdout
+    assert str(_key(ws)) in rotated and "systemd credential" in rotated
+    assert _names(ws) == ["repo-test"]  # the credential's old key is skipped, the file used
+    os.replace(_key(ws), creds / "new-key")
+    assert "wrong key" in _failure(ws, 2)  # the old credential alone no longer opens it
+
+
+def test_concurrent_sets_lose_nothing(ws: Workspace) -> None:
+    import subprocess
+
+    from conftest import ORCHESTRATOR
+
+    ws.orc("secrets", "set", "first", input="v\n")  # the key file exists before the race
+    procs = [
+        subprocess.Popen(
+            [*ORCHESTRATOR, "--config", str(ws.config), "secrets", "set", f"name{i}"],
+            env=ws.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(6)
+    ]
+    for i, proc in enumerate(procs):
+        _, err = proc.communicate(f"value {i}\n".encode(), timeout=60)
+        assert proc.returncode == 0, err
+    assert _names(ws) == ["first", *(f"name{i}" for i in range(6))]
+    _no_temp_files(ws)
