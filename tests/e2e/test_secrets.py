@@ -272,3 +272,21 @@ def test_concurrent_sets_lose_nothing(ws: Workspace) -> None:
         assert proc.returncode == 0, err
     assert _names(ws) == ["first", *(f"name{i}" for i in range(6))]
     _no_temp_files(ws)
+
+
+def test_reading_an_empty_store_creates_nothing(ws: Workspace) -> None:
+    assert _names(ws) == []
+    assert not _key(ws).parent.exists() and not _store(ws).exists()
+
+
+def test_rotate_from_one_passphrase_to_another(ws: Workspace) -> None:
+    ws.env.update(CHEAP, ORCHESTRATOR_STORE_PASSPHRASE="the first passphrase")
+    ws.orc("secrets", "set", "repo-test", input=PASSWORD + "\n")
+    salt = json.loads(_store(ws).read_bytes().split(b"\n")[1])["salt"]
+    ws.env["ORCHESTRATOR_STORE_NEW_PASSPHRASE"] = "the second passphrase"
+    ws.orc("secrets", "rotate", "--passphrase")
+    assert json.loads(_store(ws).read_bytes().split(b"\n")[1])["salt"] != salt
+    assert "wrong key or passphrase" in _failure(ws, 2)  # the first one no longer opens it
+    ws.env["ORCHESTRATOR_STORE_PASSPHRASE"] = "the second passphrase"
+    ws.orc("backup", "files")
+    assert not _key(ws).exists()
