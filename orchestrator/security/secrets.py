@@ -232,7 +232,8 @@ class SecretStore:
             key = keys.read_key(path, private)
             if sealing.key_id(key) == header.key_id:
                 if path == _pending(self.key_file):
-                    self._install_pending_key()  # finish a rotation a crash interrupted
+                    with contextlib.suppress(OSError):  # the key works from there meanwhile
+                        self._install_pending_key()  # finish a rotation a crash interrupted
                 return _Seal(key, "key", str(path))
             tried.append(str(path))
         if tried:
@@ -311,14 +312,19 @@ class SecretStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time: two `secrets set` at once must not lose either."""
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.state_dir / "secrets.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        """One writer at a time: two `secrets set` at once must not lose either. A file
+        system error on the way (a key folder not writable, a full disk) is one line."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.state_dir / "secrets.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise SecretError(f"secret store {self.path}: {exc.strerror or exc}{where}") from None
 
 
 def _pending(key_file: Path) -> Path:

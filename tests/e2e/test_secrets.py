@@ -290,3 +290,11 @@ def test_rotate_from_one_passphrase_to_another(ws: Workspace) -> None:
     ws.env["ORCHESTRATOR_STORE_PASSPHRASE"] = "the second passphrase"
     ws.orc("backup", "files")
     assert not _key(ws).exists()
+
+
+def test_a_key_file_that_cannot_be_created_is_one_line(ws: Workspace) -> None:
+    (ws.root / "keys").write_text("a file where the key's folder should be\n")
+    line = _failure(ws, 2, "secrets", "set", "x", "--generate")
+    assert "cannot create the key file" in line and "secrets_key_file" in line
+    assert not _store(ws).exists()
+    _no_temp_files(ws)
