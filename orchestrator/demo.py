@@ -19,6 +19,7 @@ DEMO_POLICIES = """\
 [orchestrator]
 state_dir = "var"
 timezone = "UTC"
+secrets_key_file = "secrets.key"   # the demo keeps its key in its own folder too
 
 [targets.local]
 kind = "local"

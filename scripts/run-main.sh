@@ -7,11 +7,16 @@ cd "$(dirname "$0")/.."
 orc=.venv/bin/orchestrator
 export ORCHESTRATOR_CONFIG="$PWD/policies.toml"
 
-# First run only: create the local repository's password. Without it the backups
-# cannot be read, so keep a copy of var/secrets/repo-local somewhere safe.
-if ! $orc secrets list | grep -qx repo-local && [ -z "${ORCHESTRATOR_SECRET_REPO_LOCAL:-}" ]; then
+# Plain secret files of an earlier version (var/secrets/NAME) are sealed first.
+if [ -d var/secrets ]; then
+  $orc secrets migrate
+fi
+# First run only: create the local repository's password, sealed in var/secrets.sealed.
+# The first `secrets set` also creates the store's key file (it says where): without it
+# the password, and so the backups, cannot be read: keep a copy off this machine.
+if [ -z "${ORCHESTRATOR_SECRET_REPO_LOCAL:-}" ] && ! $orc secrets list | grep -qx repo-local; then
   $orc secrets set repo-local --generate
-  echo "run-main: generated the password of the local repository in var/secrets/repo-local: keep a copy off this machine" >&2
+  echo "run-main: generated the password of the local repository, sealed in var/secrets.sealed" >&2
 fi
 $orc validate
 $orc backup --all

@@ -37,7 +37,8 @@ def validate(obj: Obj) -> None:
 def _unset_secrets(cfg: Any) -> list[str]:
     """Referenced secrets that are set nowhere yet: a warning (a fresh install sets them
     after writing the file), not an error."""
-    from orchestrator.security.secrets import SecretStore, env_name, secret_name
+    from orchestrator.errors import SecretError
+    from orchestrator.security.secrets import SecretStore
 
     refs = [(f"targets.{t.name}.password", t.password) for t in cfg.targets.values()]
     refs += [
@@ -50,7 +51,16 @@ def _unset_secrets(cfg: Any) -> list[str]:
         for p in cfg.policies.values()
         if p.database and p.database.password
     ]
-    store = SecretStore(cfg.settings.state_dir)
+    store = SecretStore(cfg.settings.state_dir, cfg.settings.secrets_key_file)
+    try:
+        return _unset(store, refs)
+    except SecretError as exc:  # the store cannot be opened here: say so, do not fail
+        return [f"cannot check the secrets in the store: {exc.message}"]
+
+
+def _unset(store: Any, refs: list[tuple[str, str]]) -> list[str]:
+    from orchestrator.security.secrets import env_name, secret_name
+
     return [
         f"{place}: secret '{name}' is not set: export {env_name(name)} "
         f"or run 'orchestrator secrets set {name}'"

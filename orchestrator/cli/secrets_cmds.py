@@ -1,12 +1,30 @@
-"""`secrets set` and `secrets list`: the values behind secret:NAME."""
+"""`secrets set/list/remove/rotate/migrate`: the values behind secret:NAME, sealed at rest."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from orchestrator.cli.common import Obj
+
+
+def _store(obj: Obj) -> Any:
+    from orchestrator.security.secrets import SecretStore
+
+    settings = obj.config.settings
+    return SecretStore(settings.state_dir, settings.secrets_key_file)
+
+
+def _key_note(store: Any) -> None:
+    """A new key file is the one thing the operator must copy off the machine."""
+    if store.created_key is not None:
+        click.echo(
+            f"orchestrator: created the key file {store.created_key} (mode 0600): keep a copy "
+            "off this machine; without it the secrets cannot be read",
+            err=True,
+        )
 
 
 @click.group()
@@ -19,11 +37,11 @@ def secrets() -> None:
 @click.option("--generate", is_flag=True, help="Store a new random value instead of reading one.")
 @click.pass_obj
 def secrets_set(obj: Obj, name: str, generate: bool) -> None:
-    """Store secret NAME, read from stdin (or a hidden prompt), never from argv."""
-    from orchestrator.security.secrets import PREFIX, SecretStore, secret_name
+    """Seal secret NAME, read from stdin (or a hidden prompt), never from argv."""
+    from orchestrator.security.secrets import PREFIX, secret_name
 
     secret_name(PREFIX + name)  # a bad name is refused before the value is asked for
-    store = SecretStore(obj.config.settings.state_dir)
+    store = _store(obj)
     if generate:
         path = store.generate(name)
     else:
@@ -33,16 +51,54 @@ def secrets_set(obj: Obj, name: str, generate: bool) -> None:
             else sys.stdin.readline().rstrip("\n")
         )
         path = store.set(name, value)
-    obj.emit(
-        "secrets.set", {"name": name, "path": path}, f"secret '{name}' stored in {path} (mode 0600)"
-    )
+    _key_note(store)
+    obj.emit("secrets.set", {"name": name, "path": path}, f"secret '{name}' sealed in {path}")
 
 
 @secrets.command("list")
 @click.pass_obj
 def secrets_list(obj: Obj) -> None:
     """Names of the stored secrets (never their values)."""
-    from orchestrator.security.secrets import SecretStore
-
-    names = SecretStore(obj.config.settings.state_dir).names()
+    names = _store(obj).names()
     obj.emit("secrets.list", {"names": names}, "\n".join(names) or "no secrets stored")
+
+
+@secrets.command("remove")
+@click.argument("name")
+@click.pass_obj
+def secrets_remove(obj: Obj, name: str) -> None:
+    """Remove secret NAME from the store."""
+    store = _store(obj)
+    store.remove(name)
+    obj.emit("secrets.remove", {"name": name}, f"secret '{name}' removed from {store.path}")
+
+
+@secrets.command("rotate")
+@click.option(
+    "--passphrase",
+    is_flag=True,
+    help="Seal under a new passphrase ($ORCHESTRATOR_STORE_NEW_PASSPHRASE or a prompt) "
+    "instead of a new key file.",
+)
+@click.pass_obj
+def secrets_rotate(obj: Obj, passphrase: bool) -> None:
+    """Re-seal every secret under a new key; the old key no longer opens the store."""
+    store = _store(obj)
+    done = store.rotate(passphrase)
+    obj.emit("secrets.rotate", {"path": store.path, "done": done}, f"{store.path}: {done}")
+
+
+@secrets.command("migrate")
+@click.pass_obj
+def secrets_migrate(obj: Obj) -> None:
+    """Seal the plain files of state_dir/secrets/ (older versions), then remove them."""
+    store = _store(obj)
+    names = store.migrate()
+    _key_note(store)
+    text = (
+        f"sealed {len(names)} secret(s) in {store.path} and removed {store.plain_dir}: "
+        + ", ".join(names)
+        if names
+        else f"nothing to migrate: no plain secret files in {store.plain_dir}"
+    )
+    obj.emit("secrets.migrate", {"names": names, "path": store.path}, text)

@@ -46,7 +46,7 @@ class Context:
                 config.settings.timeout_seconds,
                 cache_dir=state / "cache",
             ),
-            secrets=SecretStore(state),
+            secrets=SecretStore(state, config.settings.secrets_key_file),
             clock=clock or SystemClock(),
             simulated=simulated,
         )

@@ -295,7 +295,7 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
         runner=Runner(
             settings.restic_binary, settings.timeout_seconds, cache_dir=settings.state_dir / "cache"
         ),
-        secrets=SecretStore(settings.state_dir),
+        secrets=SecretStore(settings.state_dir, settings.secrets_key_file),
     )
     ctx.events.subscribe(CatalogEventSink(catalog))
     state = settings.state_dir

@@ -64,6 +64,7 @@ _SETTINGS_KEYS = (
     "retries",
     "retry_backoff",
     "forget_max_share",
+    "secrets_key_file",
 )
 _TARGET_KEYS: dict[str, tuple[str, ...]] = {
     "local": ("path",),
@@ -143,6 +144,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     audit = _audit(top.table("audit", _AUDIT_KEYS), base, settings.state_dir)  # issue 16
     problems += _state_dir_problems(settings.state_dir)
     problems += _access_problems(access, settings.state_dir)
+    problems += _key_file_problems(settings)
     problems += _self_backup_problems(policies, targets)
     if problems:
         raise ConfigError(problems, str(path))
@@ -205,6 +207,7 @@ def _settings(table: Table | None, base: Path) -> Settings:
             "retry_backoff", _backoff_seconds, defaults.retry_backoff_seconds
         ),
         forget_max_share=table.get_or("forget_max_share", _share, defaults.forget_max_share),
+        secrets_key_file=table.get_or("secrets_key_file", values.path_under(base), None),
     )
 
 
@@ -558,6 +561,17 @@ def _state_dir_problems(state_dir: Path) -> list[str]:
             if path.is_dir():
                 return []
             return [f"orchestrator.state_dir: {path} is a file, not a directory"]
+    return []
+
+
+def _key_file_problems(settings: Settings) -> list[str]:
+    """A key file inside state_dir would make a copy of state_dir reveal every secret."""
+    key, state = settings.secrets_key_file, settings.state_dir.resolve()
+    if key is not None and (key.resolve() == state or state in key.resolve().parents):
+        return [
+            f"orchestrator.secrets_key_file: {key} is inside state_dir {settings.state_dir}: "
+            "a copy of state_dir would then reveal every secret"
+        ]
     return []
 
 

@@ -39,6 +39,8 @@ class Settings:
     retries: int = 3  # extra attempts of a transiently failed run, per slot
     retry_backoff_seconds: int = 30  # first wait; doubles after each attempt
     forget_max_share: float = 0.5  # refuse a retention plan removing more of a policy's snapshots
+    # The secret store's key file (security/keys.py); None: the documented default.
+    secrets_key_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,12 @@ class Runner:
             return Version.parse(known)
         try:
             out = subprocess.run(
-                [self.binary, "version"], capture_output=True, text=True, timeout=30, check=False
+                [self.binary, "version"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+                env={k: v for k, v in os.environ.items() if not k.startswith(_WITHHELD_ENV)},
             )
         except FileNotFoundError:
             raise ResticError(

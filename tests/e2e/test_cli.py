@@ -85,7 +85,12 @@ def test_demo_runs_a_month_restores_and_shows_status(restic_bin: str, tmp_path: 
         assert level in out
     assert "content identical" in out
     assert "shop-uploads" in out.split("status at the end of the month:")[1]
-    secret = (tmp_path / "demo" / "var" / "secrets" / "demo-repo").read_text().strip()
+    from orchestrator.security.secrets import SecretStore
+
+    # The demo's password is sealed in its state_dir, its key beside it (outside state_dir).
+    assert not (tmp_path / "demo" / "var" / "secrets").exists()
+    store = SecretStore(tmp_path / "demo" / "var", tmp_path / "demo" / "secrets.key")
+    secret = store.resolve("secret:demo-repo")
     repo = tmp_path / "demo" / "var" / "repos" / "local"
     snaps = subprocess.run(
         ["restic", "--repo", str(repo), "--no-cache", "snapshots", "--json"],

@@ -35,14 +35,27 @@ def test_item12_secrets_set_dot_names_is_refused_and_leaves_no_temp_file(
 
 
 def test_item12_a_failed_secrets_set_removes_its_temp_file(workspace: Workspace) -> None:
+    """The sealed store cannot be written (a file size limit makes the write fail): one
+    line, exit 2, no temporary file left, and the store as it was."""
+    import resource
+
     ws = workspace
-    (ws.root / "var" / "secrets" / "blocked").mkdir(parents=True)  # os.replace cannot win
-    value = "the-secret-value-9c1d"
-    result = ws.orc("secrets", "set", "blocked", input=value + "\n", check=None)
+    key_file = 'timezone = "UTC"\nsecrets_key_file = "keys/secrets.key"\n'
+    ws.config.write_text(ws.config.read_text().replace('timezone = "UTC"\n', key_file))
+    ws.orc("secrets", "set", "first", input="v\n")
+    before = (ws.root / "var" / "secrets.sealed").read_bytes()
+    value = "the-secret-value-9c1d" * 20
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 100, len(before) + 100))
+
+    result = ws.orc(
+        "secrets", "set", "blocked", input=value + "\n", check=None, preexec_fn=small_files
+    )
     stderr = _one_line(result, 2)
-    assert "secret 'blocked': cannot store it" in stderr and value not in stderr
-    leftovers = [p for p in (ws.root / "var" / "secrets").iterdir() if p.name != "blocked"]
-    assert leftovers == []
+    assert "cannot write the secret store" in stderr and value not in stderr
+    assert [p for p in ws.root.rglob("*.tmp") if p.is_file()] == []
+    assert (ws.root / "var" / "secrets.sealed").read_bytes() == before
 
 
 @pytest.mark.parametrize(

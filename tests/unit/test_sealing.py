@@ -1,0 +1,166 @@
+"""The sealed store's format (security/sealing.py): a round trip, and every kind of damage
+or wrong key refused with a reason and no plaintext, never a partial read."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.security import keys, sealing
+
+pytestmark = pytest.mark.unit
+
+KEY = bytes(range(32))
+PLAIN = b'{"secrets": {"repo": "correct horse battery staple"}}'
+
+
+def _sealed() -> bytes:
+    return sealing.seal(PLAIN, KEY)
+
+
+def _parts(blob: bytes) -> tuple[int, int]:
+    """Where the header line starts and where the ciphertext starts."""
+    first = blob.index(b"\n") + 1
+    return first, blob.index(b"\n", first) + 1
+
+
+def _flip(blob: bytes, at: int) -> bytes:
+    out = bytearray(blob)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+def _reheader(blob: bytes, **changes: object) -> bytes:
+    first, body = _parts(blob)
+    doc = json.loads(blob[first : body - 1])
+    doc.update(changes)
+    line = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return blob[:first] + line + b"\n" + blob[body:]
+
+
+def _other_nonce(blob: bytes) -> bytes:
+    first, body = _parts(blob)
+    nonce = bytearray(base64.b64decode(json.loads(blob[first : body - 1])["nonce"]))
+    nonce[0] ^= 0x80
+    return _reheader(blob, nonce=base64.b64encode(bytes(nonce)).decode())
+
+
+def test_round_trip_and_a_fresh_nonce_each_time() -> None:
+    one, two = _sealed(), _sealed()
+    assert sealing.unseal(one, KEY) == PLAIN == sealing.unseal(two, KEY)
+    assert one != two  # a new nonce per seal
+    assert PLAIN not in one and b"correct horse" not in one
+    assert one.startswith(b"ORCHESTRATOR-SECRETS/1\n")
+
+
+def test_passphrase_round_trip_with_a_cheap_scrypt() -> None:
+    salt, n, r, p = sealing.passphrase_params(n=16)
+    key = sealing.derive("a long passphrase", salt, n, r, p)
+    blob = sealing.seal(PLAIN, key, "scrypt", salt, n)
+    header = sealing.read_header(blob)[0]
+    assert (header.kdf, header.n, header.salt) == ("scrypt", 16, salt)
+    again = sealing.derive("a long passphrase", header.salt, header.n, header.r, header.p)
+    assert sealing.unseal(blob, again) == PLAIN
+    wrong = sealing.derive("another passphrase", header.salt, header.n, header.r, header.p)
+    with pytest.raises(sealing.SealError) as caught:
+        sealing.unseal(blob, wrong)
+    assert caught.value.wrong_key
+
+
+def test_a_wrong_key_is_told_apart_from_damage() -> None:
+    with pytest.raises(sealing.SealError) as caught:
+        sealing.unseal(_sealed(), bytes(32))
+    assert caught.value.wrong_key and "wrong key" in caught.value.reason
+
+
+TAMPER: list[tuple[str, Callable[[bytes], bytes], str]] = [
+    ("empty file", lambda b: b"", "empty"),
+    ("version line byte", lambda b: _flip(b, 3), "no version line"),
+    ("version number", lambda b: b.replace(b"/1\n", b"/2\n", 1), "unknown format version '2'"),
+    ("header brace", lambda b: _flip(b, _parts(b)[0]), "header is damaged"),
+    ("header kdf", lambda b: _reheader(b, kdf="none"), "header is damaged"),
+    ("header extra key", lambda b: _reheader(b, extra=1), "authentication failed"),
+    ("header key id", lambda b: _reheader(b, key_id="0" * 16), "wrong key"),
+    ("nonce byte", _other_nonce, "authentication failed"),
+    ("nonce length", lambda b: _reheader(b, nonce="AAAA"), "header is damaged"),
+    ("first ciphertext byte", lambda b: _flip(b, _parts(b)[1]), "authentication failed"),
+    ("middle ciphertext byte", lambda b: _flip(b, _parts(b)[1] + 20), "authentication failed"),
+    ("last tag byte", lambda b: _flip(b, len(b) - 1), "authentication failed"),
+    ("first tag byte", lambda b: _flip(b, len(b) - 16), "authentication failed"),
+    ("one byte cut", lambda b: b[:-1], "authentication failed"),
+    ("cut inside the tag", lambda b: b[: _parts(b)[1] + 10], "cut short"),
+    ("cut inside the header", lambda b: b[: _parts(b)[0] + 5], "header is cut short"),
+    ("cut after the version", lambda b: b[: _parts(b)[0]], "header is cut short"),
+    ("one byte appended", lambda b: b + b"\0", "authentication failed"),
+    ("bytes swapped", lambda b: b[:-2] + b[-1:] + b[-2:-1], "authentication failed"),
+]
+
+
+@pytest.mark.parametrize(("what", "tamper", "reason"), TAMPER, ids=[t[0] for t in TAMPER])
+def test_every_tamper_is_refused_with_its_reason(
+    what: str, tamper: Callable[[bytes], bytes], reason: str
+) -> None:
+    blob = _sealed()
+    damaged = tamper(blob)
+    assert damaged != blob, what
+    with pytest.raises(sealing.SealError) as caught:
+        sealing.unseal(damaged, KEY)
+    assert reason in caught.value.reason
+    assert "correct horse" not in caught.value.reason
+
+
+@pytest.mark.parametrize("n", [0, 3, 2**21, True, "16"])
+def test_a_header_asking_for_absurd_scrypt_costs_is_damage(n: object) -> None:
+    salt = sealing.passphrase_params(n=16)[0]
+    blob = sealing.seal(PLAIN, bytes(32), "scrypt", salt, 16)
+    assert sealing.read_header(_reheader(blob, n=32))[0].n == 32  # the control
+    with pytest.raises(sealing.SealError, match="header is damaged"):
+        sealing.read_header(_reheader(blob, n=n))
+
+
+@pytest.mark.parametrize(
+    ("data", "ok"),
+    [
+        (KEY, True),
+        (KEY.hex().encode() + b"\n", True),
+        (base64.b64encode(KEY) + b"\n", True),
+        (keys.encode_key(KEY), True),
+        (b"short", False),
+        (b"", False),
+        (KEY.hex()[:-2].encode(), False),
+        (base64.b64encode(KEY[:31]), False),
+    ],
+)
+def test_key_encodings(data: bytes, ok: bool) -> None:
+    assert (keys.parse_key(data) == KEY) is ok
+
+
+@pytest.mark.parametrize(
+    ("euid", "home", "xdg", "expected"),
+    [
+        (0, "/root", None, "/etc/orchestrator/secrets.key"),
+        (0, "/root", "/root/.cfg", "/etc/orchestrator/secrets.key"),
+        (1000, "/home/ann", None, "/home/ann/.config/orchestrator/secrets.key"),
+        (1000, "/home/ann", "/home/ann/cfg", "/home/ann/cfg/orchestrator/secrets.key"),
+        (1000, "/home/ann", "relative", "/home/ann/.config/orchestrator/secrets.key"),
+    ],
+)
+def test_default_key_file_is_outside_any_state_dir(
+    euid: int, home: str, xdg: str | None, expected: str
+) -> None:
+    assert keys.default_key_file(euid, home, xdg) == Path(expected)
+
+
+def test_the_aes_and_scrypt_code_is_in_one_module() -> None:
+    """The store's cryptography stays in sealing.py (the audit log's signing has its own)."""
+    root = Path(__file__).resolve().parents[2] / "orchestrator"
+    users = sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if any(word in p.read_text() for word in ("AESGCM", "kdf.scrypt", "ciphers.aead"))
+    )
+    assert users == ["security/sealing.py"]
