@@ -7,7 +7,7 @@ implements the same protocol later without the engine changing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -143,6 +143,18 @@ class Catalog(Protocol):
         before: datetime | None = None,
     ) -> RunRecord | None:
         """The newest run whose snapshot is still held (not gone), started before `before`."""
+
+    def run_pairs(self, kind: str = "backup") -> set[tuple[str, str]]:
+        """Every (policy, target) with at least one run of this kind: many-policy passes
+        skip the others' per-pair queries."""
+        ...
+
+    def run_trail(
+        self, policy: str, target: str, kind: str = "backup"
+    ) -> Iterator[tuple[datetime, str | None, str, bool]]:
+        """(started_at, level, outcome, gone) of the pair's runs, newest first as
+        `newest_run` orders them, read lazily: callers stop at what they need."""
+        ...
 
     def ever_had_snapshot(self, target: str) -> bool:
         """A good run (backup or copy, any policy) once recorded a snapshot on `target`:

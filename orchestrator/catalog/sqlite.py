@@ -7,7 +7,7 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,6 +321,23 @@ class SqliteCatalog:
             if before is None or run.started_at < before:
                 return run
         return None
+
+    def run_pairs(self, kind: str = "backup") -> set[tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT DISTINCT policy, target FROM runs WHERE kind = ?", (kind,)
+        ).fetchall()
+        return {(r[0], r[1]) for r in rows}
+
+    def run_trail(
+        self, policy: str, target: str, kind: str = "backup"
+    ) -> Iterator[tuple[datetime, str | None, str, bool]]:
+        rows = self.db.execute(
+            "SELECT started_at, level, outcome, gone_at FROM runs "
+            "WHERE policy = ? AND target = ? AND kind = ? ORDER BY started_at DESC, rowid DESC",
+            (policy, target, kind),
+        )
+        for started, level, outcome, gone in rows:
+            yield datetime.fromisoformat(started), level, outcome, gone is not None
 
     def find_run(self, prefix: str, kind: str | None = None) -> RunRecord | None:
         if not prefix:

@@ -76,27 +76,14 @@ def _check_window(begin: Any, days: int) -> None:
 def plan(obj: Obj, start: str | None, days: int) -> None:
     """What will run when, at which level, and why."""
     from orchestrator.engine.plan import plan as make_plan
+    from orchestrator.render.listing import plan_json
 
     tz = obj.config.settings.timezone
     ctx = obj.context()
     begin = parse_time(start, tz, "--from") or ctx.clock.now()
     _check_window(begin, days)
     runs = make_plan(ctx, begin, days)
-    rows = [
-        {
-            "due": p.slot.due,
-            "policy": p.slot.policy,
-            "target": p.target,
-            "level": p.decision.level,
-            "scheduled_level": p.slot.level,
-            "schedules": list(p.slot.schedules),
-            "slot": p.slot.key,
-            "why": f"{p.slot.reason}; {p.decision.reason}",
-        }
-        for p in runs
-    ]
-    obj.emit(
-        "plan",
-        {"from": begin, "days": days, "runs": rows},
-        lambda: render_plan(rows),
-    )
+    if obj.as_json:  # one run a line, built with the C encoder: 330,000 runs stay fast
+        click.echo(plan_json(begin, days, runs))
+    else:
+        click.echo(render_plan(runs))

@@ -131,6 +131,34 @@ def _localize(nominal: datetime, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(hi, UTC)
 
 
+# Nominal time -> (UTC due, the due in the zone, the key's time text), per zone. A
+# calendar of thousands of policies repeats a few thousand nominal minutes, so each is
+# localized and formatted once; cleared when it grows past a bound (a long daemon).
+_INSTANTS: dict[ZoneInfo, dict[datetime, tuple[datetime, datetime, str]]] = {}
+_INSTANTS_MAX = 200_000
+
+
+def _instants(zone: ZoneInfo) -> dict[datetime, tuple[datetime, datetime, str]]:
+    cache = _INSTANTS.get(zone)
+    if cache is None or len(cache) > _INSTANTS_MAX:
+        cache = _INSTANTS[zone] = {}
+    return cache
+
+
+def _instant(nominal: datetime, zone: ZoneInfo) -> tuple[datetime, datetime, str]:
+    """(UTC due, due in the zone, key time text) of a nominal local time, cached."""
+    cache = _instants(zone)
+    found = cache.get(nominal)
+    if found is None:
+        due = _localize(nominal, zone)
+        found = cache[nominal] = (
+            due,
+            due.astimezone(zone),
+            nominal.isoformat(timespec="minutes"),
+        )
+    return found
+
+
 @lru_cache(maxsize=4096)
 def is_valid_cron(expr: str) -> bool:
     """Whether croniter accepts the expression (it raises several foreign types on odd input).
@@ -361,21 +389,15 @@ def _slots(
     repeat a handful of entry combinations, so each is merged once."""
     merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
     slots = []
-    for due, key_time, hits in groups:
+    name, prefix, cache = policy.name, policy.name + "@", _instants(zone)
+    # The group's due is the UTC instant of its key's nominal time (see slots_between).
+    for _due, key_time, hits in groups:
         indexes = (hits[0][0],) if len(hits) == 1 else tuple(sorted({h[0] for h in hits}))
         if (merge := merged.get(indexes)) is None:
             merge = merged[indexes] = _merge(tuple(policy.schedules[i] for i in indexes))
         level, names, reason = merge
-        slots.append(
-            Slot(
-                policy=policy.name,
-                key=_key(policy.name, key_time),
-                due=due.astimezone(zone),
-                level=level,
-                schedules=names,
-                reason=reason,
-            )
-        )
+        _, local, text = cache.get(key_time) or _instant(key_time, zone)
+        slots.append(Slot(name, prefix + text, local, level, names, reason))
     return slots
 
 
@@ -401,16 +423,17 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     lo = datetime.combine(cron_lo.date(), time())
     hi = datetime.combine(cron_hi.date() + timedelta(days=1), time())
 
+    cache = _instants(zone)
     by_date: dict[date, list[_Hit]] = {}
     by_minute: dict[datetime, list[_Hit]] = {}
     for index, entry in enumerate(policy.schedules):
         if entry.name in CALENDAR_ENTRIES:
             for nominal in _entry_times(entry, lo, hi):
-                hit = (index, nominal, _localize(nominal, zone))
+                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
                 by_date.setdefault(nominal.date(), []).append(hit)
         else:
             for nominal in _entry_times(entry, cron_lo, cron_hi):
-                hit = (index, nominal, _localize(nominal, zone))
+                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
                 by_minute.setdefault(nominal, []).append(hit)
 
     # Group by due instant: calendar groups first, so a cron slot due at the same
