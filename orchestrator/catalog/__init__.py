@@ -7,7 +7,7 @@ implements the same protocol later without the engine changing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -156,6 +156,33 @@ class Catalog(Protocol):
         `newest_run` orders them, read lazily: callers stop at what they need."""
         ...
 
+    def newest_runs(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        kind: str = "backup",
+        level: str | None = None,
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> dict[tuple[str, str], RunRecord]:
+        """`newest_run` (no `before`) for many (policy, target) pairs at once; pairs with
+        no such run are absent. A pass over 10,000 policies asks one query, not 10,000."""
+        ...
+
+    def last_attempts(
+        self, pairs: Iterable[tuple[str, str]], kind: str = "backup"
+    ) -> dict[tuple[str, str], RunRecord]:
+        """Per pair, the newest run of any outcome but `skipped` (a refusal as busy was no
+        attempt), gone or not."""
+        ...
+
+    def gone_runs(self, target: str, reason: str, policy: str | None = None) -> list[RunRecord]:
+        """Runs on the target whose snapshot is gone for this reason, newest first."""
+        ...
+
+    def running_runs(self) -> list[RunRecord]:
+        """Every run still marked running, newest first."""
+        ...
+
     def ever_had_snapshot(self, target: str) -> bool:
         """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
         its repository existed, so a missing one is an alarm, never a reason to create it."""
@@ -248,6 +275,18 @@ class Catalog(Protocol):
 
     def first_seen(self, policy: str, now: datetime) -> datetime:
         """When the orchestrator first saw the policy (recorded as `now` the first time)."""
+
+    def newest_slot_dues(self, kind: str, policies: Iterable[str]) -> dict[str, datetime]:
+        """`newest_slot_due` for many policies at once; policies with no slot are absent."""
+        ...
+
+    def first_seen_all(self, policies: Iterable[str], now: datetime) -> dict[str, datetime]:
+        """`first_seen` for many policies at once (records `now` for those new)."""
+        ...
+
+    def marks(self, prefix: str) -> dict[str, str]:
+        """Every mark whose key starts with `prefix`."""
+        ...
 
     def get_mark(self, key: str) -> str | None: ...
 

@@ -172,10 +172,12 @@ def is_valid_cron(expr: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)
 def never_fires(expr: str) -> bool:
     """Whether a valid expression names no date at all ('0 0 30 2 *': February 30th), so a
     schedule of it would silently never run. croniter searches decades ahead and gives up;
-    the start is fixed (not now): the answer depends on the expression alone."""
+    the start is fixed (not now): the answer depends on the expression alone, so it is
+    cached like is_valid_cron."""
     from croniter import croniter
 
     try:
