@@ -195,22 +195,31 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="orc-calendar-"))
     try:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "data").mkdir(exist_ok=True)
-        config = work / "policies.toml"
-        config.write_text(policies_toml(args.policies, work))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "ORCH"))}
         env["ORCHESTRATOR_SECRET_BENCH"] = "benchmark password 1234"
-        codes = {"this": env}
+        envs = {"this": env}
         if args.against:
-            codes = {"before": {**env, "PYTHONPATH": str(args.against.resolve())}, "after": env}
-        orc = [*ORC, "--config", str(config)]
+            envs = {"before": {**env, "PYTHONPATH": str(args.against.resolve())}, "after": env}
+        # Each code in its own folder (config, state, catalog): an older checkout must not
+        # meet a catalog schema or cache that a newer one wrote.
+        codes: dict[str, tuple[dict[str, str], Path]] = {}
+        for code, code_env in envs.items():
+            folder = work / code
+            (folder / "data").mkdir(parents=True, exist_ok=True)
+            (folder / "var").mkdir(exist_ok=True)
+            config = folder / "policies.toml"
+            config.write_text(policies_toml(args.policies, folder))
+            codes[code] = (code_env, config)
+
+        def orc(config: Path) -> list[str]:
+            return [*ORC, "--config", str(config)]
+
         commands = {
-            "plan --days 31": lambda k: [*orc, "plan", "--days", "31", "--from", IDLE_NOW],
-            "validate": lambda k: [*orc, "validate"],
+            "plan --days 31": lambda c, k: [*orc(c), "plan", "--days", "31", "--from", IDLE_NOW],
+            "validate": lambda c, k: [*orc(c), "validate"],
             # Each pass at a later minute, so none is a repeat of the one before.
-            "run --due (nothing due)": lambda k: [
-                *orc,
+            "run --due (nothing due)": lambda c, k: [
+                *orc(c),
                 "run",
                 "--due",
                 "--now",
@@ -218,18 +227,20 @@ def main() -> None:
             ],
         }
         # The first pass records every policy as first seen (writes); later passes are idle.
-        timed([*orc, "run", "--due", "--now", IDLE_NOW], env, work)
+        for code_env, config in codes.values():
+            timed([*orc(config), "run", "--due", "--now", IDLE_NOW], code_env, config.parent)
         runs: dict[tuple[str, str], list[Run]] = {}
         for k in range(1, args.rounds + 1):
             for name, argv in commands.items():
-                for code, code_env in codes.items():  # interleaved
-                    minute = 2 * k + (code == "after")
-                    runs.setdefault((name, code), []).append(timed(argv(minute), code_env, work))
+                for code, (code_env, config) in codes.items():  # interleaved
+                    runs.setdefault((name, code), []).append(
+                        timed(argv(config, k + 1), code_env, config.parent)
+                    )
         calendar: dict[str, list[dict[str, tuple[int, float]]]] = {}
         for _ in range(args.rounds):
-            for code, code_env in codes.items():
+            for code, (code_env, config) in codes.items():
                 calendar.setdefault(code, []).append(calendar_only(config, code_env, work))
-        if (work / "repo").exists():
+        if any((config.parent / "repo").exists() for _, config in codes.values()):
             sys.exit("run --due touched the repository: something was due")
         if args.json:
             rows = []

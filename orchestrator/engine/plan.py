@@ -14,7 +14,7 @@ a sort of every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -34,9 +34,11 @@ class PlannedRun(NamedTuple):
     decision: LevelDecision
 
 
-def plan(ctx: Context, start: datetime, days: int) -> list[PlannedRun]:
+def plan(
+    ctx: Context, start: datetime, days: int, only: Collection[str] | None = None
+) -> list[PlannedRun]:
     """Every planned run in (start, start + days], ordered by due instant, then policy
-    and target."""
+    and target; of the policies named in `only` when given."""
     tz = ctx.config.settings.timezone
     end = start + timedelta(days=days)
     max_full = ctx.config.settings.max_full_interval_days
@@ -44,7 +46,8 @@ def plan(ctx: Context, start: datetime, days: int) -> list[PlannedRun]:
     # Keyed by (due, fold): aware times in one zone compare by wall time, so the two
     # 01:30 of a fall-back night would otherwise share one bucket.
     buckets: dict[tuple[datetime, int], list[PlannedRun]] = {}
-    for name in sorted(ctx.config.policies):  # buckets keep (policy, target) order
+    names = sorted(ctx.config.policies if only is None else set(only))
+    for name in names:  # buckets keep (policy, target) order
         policy = ctx.config.policies[name]
         slots = slots_between(policy, tz, start, end)
         if not slots:
