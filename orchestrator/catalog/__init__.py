@@ -231,6 +231,13 @@ class Catalog(Protocol):
     ) -> list[VerificationRecord]:
         """Newest first."""
 
+    def newest_verification_times(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], datetime]:
+        """Per (policy, target, tier), the start of the newest verification of these
+        outcomes (any when None); keys with none are absent. One statement for a pass."""
+        ...
+
     def subset_parts(self, target: str, total: int) -> dict[int, datetime]:
         """When each part i of `--read-data-subset i/total` was last read without damage."""
 

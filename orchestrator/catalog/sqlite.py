@@ -541,6 +541,25 @@ class SqliteCatalog:
         sql = f"SELECT * FROM verifications {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
         return [_verification_from(r) for r in self.db.execute(sql, [*params, limit])]
 
+    def newest_verification_times(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], datetime]:
+        wanted = json.dumps([list(k) for k in keys])
+        where = f"AND outcome IN ({', '.join('?' for _ in outcomes)}) " if outcomes else ""
+        sql = (
+            "SELECT j.value AS k, (SELECT started_at FROM verifications "
+            "WHERE policy = json_extract(j.value, '$[0]') "
+            "AND target = json_extract(j.value, '$[1]') AND tier = json_extract(j.value, '$[2]') "
+            f"{where}ORDER BY started_at DESC, rowid DESC LIMIT 1) AS newest "
+            "FROM json_each(?) AS j"
+        )
+        rows = self.db.execute(sql, [*(outcomes or ()), wanted])
+        return {
+            tuple(json.loads(r["k"])): datetime.fromisoformat(r["newest"])  # type: ignore[misc]
+            for r in rows
+            if r["newest"]
+        }
+
     def subset_parts(self, target: str, total: int) -> dict[int, datetime]:
         rows = self.db.execute(
             "SELECT part, read_at FROM subset_parts WHERE target = ? AND total = ?",

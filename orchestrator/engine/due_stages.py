@@ -27,20 +27,15 @@ def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
     holders = {p.name: [*p.targets, *p.copy_to] for p in policies}
 
-    def newest(key: tuple[str, str, str], outcomes: tuple[str, ...] | None) -> datetime | None:
-        name, target, tier = key
-        found = ctx.catalog.verifications(
-            target=target, tier=tier, policy=name, outcomes=outcomes, limit=1
-        )
-        return found[0].started_at if found else None
-
     keys = [
         (p.name, t, tier)
         for p in policies
         for t in holders[p.name]
         for tier in ("check", "subset", "media", "drill")
     ]
-    last = {k: LastCheck(newest(k, DONE_OUTCOMES), newest(k, None)) for k in keys}
+    done = ctx.catalog.newest_verification_times(keys, DONE_OUTCOMES)
+    tried = ctx.catalog.newest_verification_times(keys)
+    last = {k: LastCheck(done.get(k), tried.get(k)) for k in keys}
     for job in checks_due(policies, holders, last, now, ctx.config.settings.timezone):
         policy = ctx.config.policies[job.policy]
         log.info("%s of '%s' on '%s' due: %s", job.tier, job.policy, job.target, job.reason)

@@ -177,3 +177,32 @@ def test_an_old_catalog_is_migrated_with_its_runs(tmp_path: Path) -> None:
     names = {r[0] for r in cat.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"runs_by_outcome", "runs_by_pair", "runs_by_level", "slots_by_kind_state"} <= names
     cat.close()
+
+
+def test_newest_verification_times_per_policy_target_tier(tmp_path: Path) -> None:
+    from orchestrator.catalog import VerificationRecord
+
+    rng = random.Random(16)
+    cat = SqliteCatalog(tmp_path / "catalog.sqlite")
+    keys = [(p, t, tier) for p in ("p0", "p1") for t in ("a", "b") for tier in ("check", "drill")]
+    for n in range(120):
+        policy, target, tier = rng.choice(keys)
+        cat.start_verification(
+            VerificationRecord(
+                id=f"v{n}",
+                tier=tier,
+                policy=policy,
+                target=target,
+                started_at=T0 + timedelta(hours=rng.randint(0, 50)),
+                outcome=rng.choice(("ok", "damaged", "failed", "running")),
+            )
+        )
+    keys.append(("nobody", "a", "check"))
+    for outcomes in (None, ("ok", "damaged")):
+        grouped = cat.newest_verification_times(keys, outcomes)
+        for policy, target, tier in keys:
+            found = cat.verifications(
+                target=target, tier=tier, policy=policy, outcomes=outcomes, limit=1
+            )
+            assert grouped.get((policy, target, tier)) == (found[0].started_at if found else None)
+    cat.close()
