@@ -372,7 +372,7 @@ class SqliteCatalog:
     ) -> dict[tuple[str, str], RunRecord]:
         """The newest run (by started_at, then rowid, as `newest_run` orders) of each
         pair that matches `where`: one statement, one index seek per pair inside SQLite."""
-        wanted = json.dumps([list(p) for p in pairs])
+        wanted = json.dumps(list(pairs))  # tuples encode as arrays
         sql = (
             "SELECT r.* FROM json_each(?) AS j JOIN runs AS r ON r.rowid = ("
             "SELECT rowid FROM runs WHERE policy = json_extract(j.value, '$[0]') "

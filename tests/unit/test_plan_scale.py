@@ -170,9 +170,9 @@ RUNS = [
 ]
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 3])
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 10])
 def test_render_plan_draws_the_generic_table(count: int) -> None:
-    runs = RUNS[:count]
+    runs = (RUNS * 4)[:count]
     expected = (
         table(
             ["due", "policy", "target", "level", "why"],
@@ -193,9 +193,9 @@ def test_render_plan_draws_the_generic_table(count: int) -> None:
     assert render_plan(runs) == expected
 
 
-@pytest.mark.parametrize("count", [0, 1, 3])
+@pytest.mark.parametrize("count", [0, 1, 3, 10_000, 10_001, 20_003])
 def test_plan_json_is_the_dump_json_document(count: int) -> None:
-    runs = RUNS[:count]
+    runs = (RUNS * (count // len(RUNS) + 1))[:count]  # past 10,000: written in pieces
     rows = [
         {
             "due": r.slot.due,
