@@ -449,10 +449,19 @@ def _self_backup_problems(policies: dict[str, Policy], targets: dict[str, Target
     # Resolved once each (a symlink walk per call): 10,000 policies share a few paths.
     resolved: dict[Path, Path] = {}
 
+    inside: dict[tuple[Path, Path], bool] = {}
+
     def resolve(path: Path) -> Path:
         found = resolved.get(path)
         if found is None:
             found = resolved[path] = path.resolve()
+        return found
+
+    def within(repo: Path, source: Path) -> bool:
+        key = (repo, source)
+        found = inside.get(key)
+        if found is None:
+            found = inside[key] = repo.is_relative_to(resolve(source))
         return found
 
     for policy in policies.values():
@@ -462,7 +471,7 @@ def _self_backup_problems(policies: dict[str, Policy], targets: dict[str, Target
                 continue
             repo = resolve(spec.path)
             for i, source in enumerate(policy.sources):
-                if repo.is_relative_to(resolve(source)) and not _excluded(repo, policy.exclude):
+                if within(repo, source) and not _excluded(repo, policy.exclude):
                     problems.append(
                         f"policies.{policy.name}.sources[{i}]: holds the repository of target "
                         f"'{name}' ({repo}): it would back itself up; move the repository "
