@@ -14,6 +14,7 @@ a sort of every run.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -43,9 +44,10 @@ def plan(
     end = start + timedelta(days=days)
     max_full = ctx.config.settings.max_full_interval_days
     with_runs = ctx.catalog.run_pairs("backup")
-    # Keyed by (due, fold): aware times in one zone compare by wall time, so the two
-    # 01:30 of a fall-back night would otherwise share one bucket.
-    buckets: dict[tuple[datetime, int], list[PlannedRun]] = {}
+    # Keyed by the due datetime object itself: the calendar hands out one object per
+    # nominal time, so this is a cheap int lookup; due times that are equal instants in
+    # different objects are merged when ordering.
+    buckets: dict[int, list[PlannedRun]] = {}
     names = sorted(ctx.config.policies if only is None else set(only))
     for name in names:  # buckets keep (policy, target) order
         policy = ctx.config.policies[name]
@@ -61,16 +63,31 @@ def plan(
                 history = History(None, None, False)
             decisions = decide_levels(asked, history, max_full)
             for slot, decision in zip(slots, decisions, strict=True):
-                key = (slot.due, slot.due.fold)
+                key = id(slot.due)
                 bucket = buckets.get(key)
                 if bucket is None:
                     bucket = buckets[key] = []
                 bucket.append(PlannedRun(slot, target, decision))
-    return [run for key in sorted(buckets, key=_utc) for run in buckets[key]]
+    return ordered(list(buckets.values()))
 
 
-def _utc(key: tuple[datetime, int]) -> datetime:
-    return key[0].astimezone(UTC)
+def ordered(buckets: list[list[PlannedRun]]) -> list[PlannedRun]:
+    """Buckets of runs due at one instant each, every bucket in (policy, target) order,
+    as one list ordered by due instant, then policy and target (buckets of the same
+    instant merged)."""
+    keyed = sorted(((b[0].slot.due.astimezone(UTC), b) for b in buckets), key=_first)
+    out: list[PlannedRun] = []
+    for _, group in itertools.groupby(keyed, key=_first):
+        same = [b for _, b in group]
+        if len(same) == 1:
+            out += same[0]
+        else:
+            out += sorted(itertools.chain(*same), key=lambda p: (p.slot.policy, p.target))
+    return out
+
+
+def _first(item: tuple[datetime, list[PlannedRun]]) -> datetime:
+    return item[0]
 
 
 def history_before(

@@ -213,3 +213,30 @@ def test_plan_json_is_the_dump_json_document(count: int) -> None:
     text = plan_json(T0, 3, runs)
     assert json.loads(text) == json.loads(expected)
     assert text.count("\n") >= count  # one run a line
+
+
+# ---------------------------------------------------------------- ordering
+
+
+def _at(policy: str, target: str, due: datetime) -> _Run:
+    slot = _Slot(policy, f"{policy}@x", due, "incremental", ("daily",), "daily incremental")
+    return _Run(slot, target, _Decision("incremental", "as asked"))
+
+
+def test_ordered_is_by_instant_then_policy_and_target() -> None:
+    from orchestrator.engine.plan import ordered
+
+    noon = datetime(2026, 11, 2, 11, 0, tzinfo=UTC).astimezone(BERLIN)
+    same_noon = datetime(2026, 11, 2, 11, 0, tzinfo=UTC).astimezone(BERLIN)  # another object
+    buckets = [
+        [_at("b", "t1", SECOND), _at("c", "t0", SECOND)],  # 02:30 CET, the later one
+        [_at("a", "t1", noon), _at("c", "t0", noon)],
+        [_at("a", "t0", same_noon), _at("b", "t0", same_noon)],  # the same instant
+        [_at("z", "t0", FIRST)],  # 02:30 CEST: the same wall time, an hour earlier
+    ]
+    got = [(r.slot.due.astimezone(UTC), r.slot.policy, r.target) for r in ordered(buckets)]
+    everything = [r for b in buckets for r in b]
+    expected = sorted((r.slot.due.astimezone(UTC), r.slot.policy, r.target) for r in everything)
+    assert got == expected
+    assert [p for _, p, _ in got] == ["z", "b", "c", "a", "a", "b", "c"]
+    assert ordered([]) == []
