@@ -20,11 +20,13 @@ log = logging.getLogger("orchestrator.daemon")
 def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     """Verification tiers and drills due by the policies' `verify`/`drill` entries
     (rules in checks_due), one after another, after the backups and copies."""
+    policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
+    if not policies:  # nothing to check: not even the verification code is loaded
+        return
     from orchestrator.engine.checks_due import DONE_OUTCOMES, LastCheck, checks_due
     from orchestrator.engine.verification import drill, verify
     from orchestrator.errors import CancelledError
 
-    policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
     holders = {p.name: [*p.targets, *p.copy_to] for p in policies}
 
     keys = [
