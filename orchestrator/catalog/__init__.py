@@ -231,6 +231,13 @@ class Catalog(Protocol):
     ) -> list[VerificationRecord]:
         """Newest first."""
 
+    def newest_verifications(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], VerificationRecord]:
+        """Per (policy, target, tier), the newest verification of these outcomes (any when
+        None), as `verifications(..., limit=1)` gives it; keys with none are absent."""
+        ...
+
     def newest_verification_times(
         self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
     ) -> dict[tuple[str, str, str], datetime]:

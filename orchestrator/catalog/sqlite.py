@@ -541,6 +541,20 @@ class SqliteCatalog:
         sql = f"SELECT * FROM verifications {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
         return [_verification_from(r) for r in self.db.execute(sql, [*params, limit])]
 
+    def newest_verifications(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], VerificationRecord]:
+        wanted = json.dumps(list(keys))
+        where = f"AND outcome IN ({', '.join('?' for _ in outcomes)}) " if outcomes else ""
+        sql = (
+            "SELECT v.* FROM json_each(?) AS j JOIN verifications AS v ON v.rowid = ("
+            "SELECT rowid FROM verifications WHERE policy = json_extract(j.value, '$[0]') "
+            "AND target = json_extract(j.value, '$[1]') AND tier = json_extract(j.value, '$[2]') "
+            f"{where}ORDER BY started_at DESC, rowid DESC LIMIT 1)"
+        )
+        rows = self.db.execute(sql, [wanted, *(outcomes or ())])
+        return {(r.policy or "", r.target, r.tier): r for r in map(_verification_from, rows)}
+
     def newest_verification_times(
         self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
     ) -> dict[tuple[str, str, str], datetime]:

@@ -123,7 +123,14 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
     for run in ctx.catalog.running_runs():
         running.setdefault((run.policy, run.target), []).append(run)
     missed = _missed_slots(ctx, {p.name for p in policies})
+    from orchestrator.engine.checks_due import DONE_OUTCOMES
+
     checks = _Checks(ctx)
+    drills = [(p, t, "drill") for p, t in pairs]
+    checks.prefetch(drills, ("ok",))  # the newest good drill, shown for every pair
+    checks.prefetch(drills, FINISHED)  # the newest drill's outcome (check_problems)
+    configured = [(p.name, t, tier) for p in policies for t in p.targets for tier in _configured(p)]
+    checks.prefetch(configured, DONE_OUTCOMES)  # when each configured check last completed
     rows = []
     for policy in policies:
         upcoming = next_slot(policy, tz, now)
@@ -153,6 +160,13 @@ def status(ctx: Context, now: datetime | None = None) -> list[TargetStatus]:
 
 
 MISSED_SHOWN = 50
+
+
+def _configured(policy: Policy) -> list[str]:
+    """The tiers the policy's `verify` and `drill` entries schedule (check_problems)."""
+    from orchestrator.engine.checks_due import verify_tiers
+
+    return [*verify_tiers(policy), *(["drill"] if policy.drill is not None else [])]
 
 
 def _missed_slots(ctx: Context, policies: set[str]) -> dict[str, tuple[SlotRecord, ...]]:
@@ -199,6 +213,12 @@ class _Checks:
             )
             self.seen[key] = found[0] if found else None
         return self.seen[key]  # type: ignore[return-value]
+
+    def prefetch(self, keys: list[tuple[str, str, str]], outcomes: tuple[str, ...]) -> None:
+        """Answer `newest` for many (policy, target, tier) at once (one statement)."""
+        found = self.ctx.catalog.newest_verifications(keys, outcomes)
+        for policy, target, tier in keys:
+            self.seen["newest", target, tier, policy, outcomes] = found.get((policy, target, tier))
 
     def once(self, key: tuple[object, ...], ask: Callable[[], T]) -> T:
         if key not in self.seen:

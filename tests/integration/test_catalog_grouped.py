@@ -198,11 +198,13 @@ def test_newest_verification_times_per_policy_target_tier(tmp_path: Path) -> Non
             )
         )
     keys.append(("nobody", "a", "check"))
-    for outcomes in (None, ("ok", "damaged")):
+    for outcomes in (None, ("ok", "damaged"), ("ok",)):
         grouped = cat.newest_verification_times(keys, outcomes)
+        records = cat.newest_verifications(keys, outcomes)
         for policy, target, tier in keys:
             found = cat.verifications(
                 target=target, tier=tier, policy=policy, outcomes=outcomes, limit=1
             )
             assert grouped.get((policy, target, tier)) == (found[0].started_at if found else None)
+            assert records.get((policy, target, tier)) == (found[0] if found else None)
     cat.close()
