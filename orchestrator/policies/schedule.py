@@ -341,8 +341,8 @@ def _rule_times(rule: _Rule, lo: datetime, hi: datetime) -> list[datetime]:
             first += timedelta(days=(rule.weekday - first.weekday()) % 7)
             step = 7
         dates = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, step)]
-    times = [datetime.combine(d, rule.at) for d in dates]
-    return [n for n in times if lo <= n < hi]
+    at, combine = rule.at, datetime.combine
+    return [n for d in dates if lo <= (n := combine(d, at)) < hi]
 
 
 def _month_day_times(entry: ScheduleEntry, lo: datetime, hi: datetime) -> Iterator[datetime]:
@@ -432,7 +432,11 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
         if entry.name in CALENDAR_ENTRIES:
             for nominal in _entry_times(entry, lo, hi):
                 hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
-                by_date.setdefault(nominal.date(), []).append(hit)
+                day = nominal.date()
+                if (same_day := by_date.get(day)) is None:
+                    by_date[day] = [hit]
+                else:
+                    same_day.append(hit)
         else:
             for nominal in _entry_times(entry, cron_lo, cron_hi):
                 hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
@@ -451,12 +455,20 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     # Sort on the UTC instant: aware datetimes sharing one tzinfo compare by wall
     # time, which is wrong across a fall-back. The key's text sorts like its time.
+    # Dues are unique (they key `groups`), so the sort compares them alone.
     chosen = sorted(
-        (due, key_time, hits)
-        for due, (key_time, hits) in groups.items()
-        if start_utc < due <= end_utc
+        (
+            (due, key_time, hits)
+            for due, (key_time, hits) in groups.items()
+            if start_utc < due <= end_utc
+        ),
+        key=_first,
     )
     return _slots(policy, chosen, zone)
+
+
+def _first(group: tuple[datetime, datetime, list[_Hit]]) -> datetime:
+    return group[0]
 
 
 def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:
