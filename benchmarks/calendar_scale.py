@@ -19,11 +19,15 @@ e.g. /work/main), interleaved, and prints the before/after ratios. Not part of
 the test suite (timings are noisy): run
 
     .venv/bin/python benchmarks/calendar_scale.py [--policies 10000] [--rounds 5] [--against DIR]
+
+`--json` prints instead a JSON list of rows {"figure", "median_s", "min_s", "peak_mib",
+"goal", "met"} (wall seconds; "cpu_median_s" too), for benchmarks/run.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -39,6 +43,12 @@ LEVELS = ("full", "differential", "incremental")
 # A Tuesday noon in Berlin (10:00 UTC): every calendar entry below is at 00:00-05:59
 # local and every cron runs at 03:xx or 22:xx, so nothing is ever due at T + minutes.
 IDLE_NOW = "2026-11-24T10:00:00+00:00"
+# Issue 15's goals: (seconds, MiB or None) per command.
+GOALS: dict[str, tuple[float, int | None]] = {
+    "plan --days 31": (1.0, 200),
+    "validate": (1.0, None),
+    "run --due (nothing due)": (1.0, None),
+}
 
 
 def policies_toml(count: int, work: Path) -> str:
@@ -146,6 +156,21 @@ def calendar_only(config: Path, env: dict[str, str], cwd: Path) -> dict[str, tup
     return found
 
 
+def row(figure: str, runs: list[Run], goal: str, goal_s: float) -> dict[str, object]:
+    """One row of `--json` (benchmarks/run.py reads these): wall seconds, peak memory;
+    `met` when the median wall time is under the goal."""
+    wall = [r.wall for r in runs]
+    return {
+        "figure": figure,
+        "median_s": round(statistics.median(wall), 3),
+        "min_s": round(min(wall), 3),
+        "peak_mib": round(max(r.rss for r in runs) / 1024, 1),
+        "goal": goal,
+        "met": statistics.median(wall) < goal_s,
+        "cpu_median_s": round(statistics.median(r.cpu for r in runs), 3),
+    }
+
+
 def summary(runs: list[Run]) -> str:
     wall, cpu = [r.wall for r in runs], [r.cpu for r in runs]
     return (
@@ -163,26 +188,38 @@ def main() -> None:
         "--against", type=Path, help="another checkout (e.g. main) to time interleaved, as before"
     )
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument(
+        "--json", action="store_true", help="print the rows as JSON (for benchmarks/run.py)"
+    )
     args = parser.parse_args()
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="orc-calendar-"))
     try:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "data").mkdir(exist_ok=True)
-        config = work / "policies.toml"
-        config.write_text(policies_toml(args.policies, work))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "ORCH"))}
         env["ORCHESTRATOR_SECRET_BENCH"] = "benchmark password 1234"
-        codes = {"this": env}
+        envs = {"this": env}
         if args.against:
-            codes = {"before": {**env, "PYTHONPATH": str(args.against.resolve())}, "after": env}
-        orc = [*ORC, "--config", str(config)]
+            envs = {"before": {**env, "PYTHONPATH": str(args.against.resolve())}, "after": env}
+        # Each code in its own folder (config, state, catalog): an older checkout must not
+        # meet a catalog schema or cache that a newer one wrote.
+        codes: dict[str, tuple[dict[str, str], Path]] = {}
+        for code, code_env in envs.items():
+            folder = work / code
+            (folder / "data").mkdir(parents=True, exist_ok=True)
+            (folder / "var").mkdir(exist_ok=True)
+            config = folder / "policies.toml"
+            config.write_text(policies_toml(args.policies, folder))
+            codes[code] = (code_env, config)
+
+        def orc(config: Path) -> list[str]:
+            return [*ORC, "--config", str(config)]
+
         commands = {
-            "plan --days 31": lambda k: [*orc, "plan", "--days", "31", "--from", IDLE_NOW],
-            "validate": lambda k: [*orc, "validate"],
+            "plan --days 31": lambda c, k: [*orc(c), "plan", "--days", "31", "--from", IDLE_NOW],
+            "validate": lambda c, k: [*orc(c), "validate"],
             # Each pass at a later minute, so none is a repeat of the one before.
-            "run --due (nothing due)": lambda k: [
-                *orc,
+            "run --due (nothing due)": lambda c, k: [
+                *orc(c),
                 "run",
                 "--due",
                 "--now",
@@ -190,19 +227,36 @@ def main() -> None:
             ],
         }
         # The first pass records every policy as first seen (writes); later passes are idle.
-        timed([*orc, "run", "--due", "--now", IDLE_NOW], env, work)
+        for code_env, config in codes.values():
+            timed([*orc(config), "run", "--due", "--now", IDLE_NOW], code_env, config.parent)
         runs: dict[tuple[str, str], list[Run]] = {}
         for k in range(1, args.rounds + 1):
             for name, argv in commands.items():
-                for code, code_env in codes.items():  # interleaved
-                    minute = 2 * k + (code == "after")
-                    runs.setdefault((name, code), []).append(timed(argv(minute), code_env, work))
+                for code, (code_env, config) in codes.items():  # interleaved
+                    runs.setdefault((name, code), []).append(
+                        timed(argv(config, k + 1), code_env, config.parent)
+                    )
         calendar: dict[str, list[dict[str, tuple[int, float]]]] = {}
         for _ in range(args.rounds):
-            for code, code_env in codes.items():
+            for code, (code_env, config) in codes.items():
                 calendar.setdefault(code, []).append(calendar_only(config, code_env, work))
-        if (work / "repo").exists():
+        if any((config.parent / "repo").exists() for _, config in codes.values()):
             sys.exit("run --due touched the repository: something was due")
+        if args.json:
+            rows = []
+            for name in commands:
+                goal_s, goal_mib = GOALS[name]
+                for code in codes:
+                    figure = f"{name}, {args.policies} policies" + (
+                        f" ({code})" if args.against else ""
+                    )
+                    goal = f"< {goal_s:g} s" + (f", < {goal_mib} MiB" if goal_mib else "")
+                    found = row(figure, runs[name, code], goal, goal_s)
+                    if goal_mib and found["peak_mib"] >= goal_mib:  # type: ignore[operator]
+                        found["met"] = False
+                    rows.append(found)
+            print(json.dumps(rows, indent=2))
+            return
         print(
             f"{args.policies} policies, {args.rounds} rounds, cpus: {os.cpu_count()}, "
             f"load average now: {os.getloadavg()[0]:.1f}"

@@ -7,7 +7,7 @@ implements the same protocol later without the engine changing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -144,6 +144,45 @@ class Catalog(Protocol):
     ) -> RunRecord | None:
         """The newest run whose snapshot is still held (not gone), started before `before`."""
 
+    def run_pairs(self, kind: str = "backup") -> set[tuple[str, str]]:
+        """Every (policy, target) with at least one run of this kind: many-policy passes
+        skip the others' per-pair queries."""
+        ...
+
+    def run_trail(
+        self, policy: str, target: str, kind: str = "backup"
+    ) -> Iterator[tuple[datetime, str | None, str, bool]]:
+        """(started_at, level, outcome, gone) of the pair's runs, newest first as
+        `newest_run` orders them, read lazily: callers stop at what they need."""
+        ...
+
+    def newest_runs(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        kind: str = "backup",
+        level: str | None = None,
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> dict[tuple[str, str], RunRecord]:
+        """`newest_run` (no `before`) for many (policy, target) pairs at once; pairs with
+        no such run are absent. A pass over 10,000 policies asks one query, not 10,000."""
+        ...
+
+    def last_attempts(
+        self, pairs: Iterable[tuple[str, str]], kind: str = "backup"
+    ) -> dict[tuple[str, str], RunRecord]:
+        """Per pair, the newest run of any outcome but `skipped` (a refusal as busy was no
+        attempt), gone or not."""
+        ...
+
+    def gone_runs(self, target: str, reason: str, policy: str | None = None) -> list[RunRecord]:
+        """Runs on the target whose snapshot is gone for this reason, newest first."""
+        ...
+
+    def running_runs(self) -> list[RunRecord]:
+        """Every run still marked running, newest first."""
+        ...
+
     def ever_had_snapshot(self, target: str) -> bool:
         """A good run (backup or copy, any policy) once recorded a snapshot on `target`:
         its repository existed, so a missing one is an alarm, never a reason to create it."""
@@ -192,6 +231,20 @@ class Catalog(Protocol):
     ) -> list[VerificationRecord]:
         """Newest first."""
 
+    def newest_verifications(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], VerificationRecord]:
+        """Per (policy, target, tier), the newest verification of these outcomes (any when
+        None), as `verifications(..., limit=1)` gives it; keys with none are absent."""
+        ...
+
+    def newest_verification_times(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], datetime]:
+        """Per (policy, target, tier), the start of the newest verification of these
+        outcomes (any when None); keys with none are absent. One statement for a pass."""
+        ...
+
     def subset_parts(self, target: str, total: int) -> dict[int, datetime]:
         """When each part i of `--read-data-subset i/total` was last read without damage."""
 
@@ -236,6 +289,18 @@ class Catalog(Protocol):
 
     def first_seen(self, policy: str, now: datetime) -> datetime:
         """When the orchestrator first saw the policy (recorded as `now` the first time)."""
+
+    def newest_slot_dues(self, kind: str, policies: Iterable[str]) -> dict[str, datetime]:
+        """`newest_slot_due` for many policies at once; policies with no slot are absent."""
+        ...
+
+    def first_seen_all(self, policies: Iterable[str], now: datetime) -> dict[str, datetime]:
+        """`first_seen` for many policies at once (records `now` for those new)."""
+        ...
+
+    def marks(self, prefix: str) -> dict[str, str]:
+        """Every mark whose key starts with `prefix`."""
+        ...
 
     def get_mark(self, key: str) -> str | None: ...
 

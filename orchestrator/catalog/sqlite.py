@@ -7,7 +7,7 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +136,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN gone_reason TEXT;
     ALTER TABLE verifications ADD COLUMN host TEXT NOT NULL DEFAULT '';
     ALTER TABLE verifications ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+    """,
+    # what every start, `status` and each daemon pass ask: runs still running (without a
+    # scan of every run ever made), a pair's runs of any kind newest first, checks by policy
+    """
+    CREATE INDEX runs_by_outcome ON runs (outcome, host);
+    CREATE INDEX runs_by_pair ON runs (policy, target, started_at);
+    CREATE INDEX runs_by_level ON runs (policy, target, kind, level, started_at);
+    CREATE INDEX runs_by_gone ON runs (gone_reason, target);
+    CREATE INDEX slots_by_kind_state ON slots (kind, state, due_utc);
+    CREATE INDEX verifications_by_outcome ON verifications (outcome, host);
+    CREATE INDEX verifications_by_policy ON verifications (policy, target, tier, started_at);
     """,
 )
 
@@ -322,6 +333,66 @@ class SqliteCatalog:
                 return run
         return None
 
+    def run_pairs(self, kind: str = "backup") -> set[tuple[str, str]]:
+        rows = self.db.execute(
+            "SELECT DISTINCT policy, target FROM runs WHERE kind = ?", (kind,)
+        ).fetchall()
+        return {(r[0], r[1]) for r in rows}
+
+    def run_trail(
+        self, policy: str, target: str, kind: str = "backup"
+    ) -> Iterator[tuple[datetime, str | None, str, bool]]:
+        rows = self.db.execute(
+            "SELECT started_at, level, outcome, gone_at FROM runs "
+            "WHERE policy = ? AND target = ? AND kind = ? ORDER BY started_at DESC, rowid DESC",
+            (policy, target, kind),
+        )
+        for started, level, outcome, gone in rows:
+            yield datetime.fromisoformat(started), level, outcome, gone is not None
+
+    def newest_runs(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        kind: str = "backup",
+        level: str | None = None,
+        outcomes: tuple[str, ...] = GOOD_OUTCOMES,
+    ) -> dict[tuple[str, str], RunRecord]:
+        marks = ", ".join("?" for _ in outcomes)
+        where = f"outcome IN ({marks}) AND gone_at IS NULL" + (" AND level = ?" if level else "")
+        return self._newest_per_pair(pairs, kind, where, [*outcomes, *([level] if level else [])])
+
+    def last_attempts(
+        self, pairs: Iterable[tuple[str, str]], kind: str = "backup"
+    ) -> dict[tuple[str, str], RunRecord]:
+        return self._newest_per_pair(pairs, kind, "outcome != 'skipped'", [])
+
+    def _newest_per_pair(
+        self, pairs: Iterable[tuple[str, str]], kind: str, where: str, params: list[str]
+    ) -> dict[tuple[str, str], RunRecord]:
+        """The newest run (by started_at, then rowid, as `newest_run` orders) of each
+        pair that matches `where`: one statement, one index seek per pair inside SQLite."""
+        wanted = json.dumps(list(pairs))  # tuples encode as arrays
+        sql = (
+            "SELECT r.* FROM json_each(?) AS j JOIN runs AS r ON r.rowid = ("
+            "SELECT rowid FROM runs WHERE policy = json_extract(j.value, '$[0]') "
+            "AND target = json_extract(j.value, '$[1]') AND kind = ? "
+            f"AND {where} ORDER BY started_at DESC, rowid DESC LIMIT 1)"
+        )
+        rows = self.db.execute(sql, [wanted, kind, *params])
+        return {(run.policy, run.target): run for run in map(_from_row, rows)}
+
+    def gone_runs(self, target: str, reason: str, policy: str | None = None) -> list[RunRecord]:
+        where, params = _filters(target=target, gone_reason=reason, policy=policy)
+        sql = f"SELECT * FROM runs {where} ORDER BY started_at DESC, rowid DESC"
+        return [_from_row(r) for r in self.db.execute(sql, params)]
+
+    def running_runs(self) -> list[RunRecord]:
+        rows = self.db.execute(
+            "SELECT * FROM runs WHERE outcome = 'running' ORDER BY started_at DESC, rowid DESC"
+        )
+        return [_from_row(r) for r in rows]
+
     def find_run(self, prefix: str, kind: str | None = None) -> RunRecord | None:
         if not prefix:
             return None
@@ -470,6 +541,39 @@ class SqliteCatalog:
         sql = f"SELECT * FROM verifications {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
         return [_verification_from(r) for r in self.db.execute(sql, [*params, limit])]
 
+    def newest_verifications(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], VerificationRecord]:
+        wanted = json.dumps(list(keys))
+        where = f"AND outcome IN ({', '.join('?' for _ in outcomes)}) " if outcomes else ""
+        sql = (
+            "SELECT v.* FROM json_each(?) AS j JOIN verifications AS v ON v.rowid = ("
+            "SELECT rowid FROM verifications WHERE policy = json_extract(j.value, '$[0]') "
+            "AND target = json_extract(j.value, '$[1]') AND tier = json_extract(j.value, '$[2]') "
+            f"{where}ORDER BY started_at DESC, rowid DESC LIMIT 1)"
+        )
+        rows = self.db.execute(sql, [wanted, *(outcomes or ())])
+        return {(r.policy or "", r.target, r.tier): r for r in map(_verification_from, rows)}
+
+    def newest_verification_times(
+        self, keys: Iterable[tuple[str, str, str]], outcomes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], datetime]:
+        wanted = json.dumps([list(k) for k in keys])
+        where = f"AND outcome IN ({', '.join('?' for _ in outcomes)}) " if outcomes else ""
+        sql = (
+            "SELECT j.value AS k, (SELECT started_at FROM verifications "
+            "WHERE policy = json_extract(j.value, '$[0]') "
+            "AND target = json_extract(j.value, '$[1]') AND tier = json_extract(j.value, '$[2]') "
+            f"{where}ORDER BY started_at DESC, rowid DESC LIMIT 1) AS newest "
+            "FROM json_each(?) AS j"
+        )
+        rows = self.db.execute(sql, [*(outcomes or ()), wanted])
+        return {
+            tuple(json.loads(r["k"])): datetime.fromisoformat(r["newest"])  # type: ignore[misc]
+            for r in rows
+            if r["newest"]
+        }
+
     def subset_parts(self, target: str, total: int) -> dict[int, datetime]:
         rows = self.db.execute(
             "SELECT part, read_at FROM subset_parts WHERE target = ? AND total = ?",
@@ -612,6 +716,34 @@ class SqliteCatalog:
             "SELECT first_seen FROM policies_seen WHERE policy = ?", (policy,)
         ).fetchone()
         return datetime.fromisoformat(row["first_seen"])
+
+    def newest_slot_dues(self, kind: str, policies: Iterable[str]) -> dict[str, datetime]:
+        rows = self.db.execute(
+            "SELECT j.value AS policy, (SELECT due FROM slots WHERE kind = ? AND policy = j.value "
+            "ORDER BY due_utc DESC LIMIT 1) AS due FROM json_each(?) AS j",
+            (kind, json.dumps(list(policies))),
+        )
+        return {r["policy"]: datetime.fromisoformat(r["due"]) for r in rows if r["due"]}
+
+    def first_seen_all(self, policies: Iterable[str], now: datetime) -> dict[str, datetime]:
+        names = json.dumps(list(policies))
+        self.db.execute(
+            "INSERT INTO policies_seen (policy, first_seen) SELECT value, ? FROM json_each(?) "
+            "WHERE true ON CONFLICT (policy) DO NOTHING",
+            (now.isoformat(), names),
+        )
+        rows = self.db.execute(
+            "SELECT policy, first_seen FROM policies_seen "
+            "WHERE policy IN (SELECT value FROM json_each(?))",
+            (names,),
+        )
+        return {r["policy"]: datetime.fromisoformat(r["first_seen"]) for r in rows}
+
+    def marks(self, prefix: str) -> dict[str, str]:
+        rows = self.db.execute(
+            "SELECT key, value FROM marks WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {r["key"]: r["value"] for r in rows}
 
     def get_mark(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM marks WHERE key = ?", (key,)).fetchone()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import click
 
 from orchestrator.cli.common import Obj, parse_time
-from orchestrator.render.listing import render_plan
+from orchestrator.render.listing import plan_lines, render_plan
 
 
 @click.command()
@@ -85,31 +86,40 @@ def _check_window(begin: Any, days: int) -> None:
 @click.command()
 @click.option("--from", "start", metavar="T", help="Start of the plan (ISO 8601); default now.")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="NAME",
+    help="Only this policy's runs (repeatable); default every policy.",
+)
 @click.pass_obj
-def plan(obj: Obj, start: str | None, days: int) -> None:
+def plan(obj: Obj, start: str | None, days: int, policies: tuple[str, ...]) -> None:
     """What will run when, at which level, and why."""
     from orchestrator.engine.plan import plan as make_plan
+    from orchestrator.errors import UsageError
+    from orchestrator.render.listing import plan_json_pieces
 
     tz = obj.config.settings.timezone
+    unknown = [name for name in policies if name not in obj.config.policies]
+    if unknown:
+        raise UsageError(
+            f"--policy: no policy named {', '.join(repr(n) for n in unknown)} in "
+            f"{obj.config.path}: see 'orchestrator validate --json' for the names"
+        )
     ctx = obj.context()
     begin = parse_time(start, tz, "--from") or ctx.clock.now()
     _check_window(begin, days)
-    runs = make_plan(ctx, begin, days)
-    rows = [
-        {
-            "due": p.slot.due,
-            "policy": p.slot.policy,
-            "target": p.target,
-            "level": p.decision.level,
-            "scheduled_level": p.slot.level,
-            "schedules": list(p.slot.schedules),
-            "slot": p.slot.key,
-            "why": f"{p.slot.reason}; {p.decision.reason}",
-        }
-        for p in runs
-    ]
-    obj.emit(
-        "plan",
-        {"from": begin, "days": days, "runs": rows},
-        lambda: render_plan(rows),
-    )
+    runs = make_plan(ctx, begin, days, policies or None)
+    if obj.as_json:  # one run a line, written in pieces
+        out = click.get_text_stream("stdout")
+        for piece in plan_json_pieces(begin, days, runs):
+            out.write(piece)
+        out.write("\n")
+    elif not runs:
+        click.echo(render_plan(runs))
+    else:  # written in pieces: the whole table of a month of 10,000 policies is 46 MB
+        out = click.get_text_stream("stdout")
+        lines = plan_lines(runs)
+        while chunk := list(itertools.islice(lines, 10_000)):
+            out.write("\n".join(chunk) + "\n")

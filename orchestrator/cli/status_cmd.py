@@ -24,6 +24,9 @@ def status(obj: Obj, now: str | None) -> None:
     ctx = obj.context(parse_time(now, tz, "--now"))
     rows = get_status(ctx)
     warnings = _catalog_warnings(ctx, rows)
+    if not obj.as_json:  # the JSON document is built only when asked for
+        click.echo("\n".join([render_status(rows, tz), *warnings]))
+        return
     payload = {
         "timezone": tz,  # every time below is in this zone (the config's `timezone`)
         "now": ctx.clock.now(),
@@ -54,11 +57,7 @@ def status(obj: Obj, now: str | None) -> None:
             for r in rows
         ],
     }
-    obj.emit(
-        "status",
-        in_zone(payload, tz),
-        lambda: "\n".join([render_status(rows, tz), *warnings]),
-    )
+    obj.emit("status", in_zone(payload, tz), "")
 
 
 def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:

@@ -20,19 +20,14 @@ log = logging.getLogger("orchestrator.daemon")
 def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     """Verification tiers and drills due by the policies' `verify`/`drill` entries
     (rules in checks_due), one after another, after the backups and copies."""
+    policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
+    if not policies:  # nothing to check: not even the verification code is loaded
+        return
     from orchestrator.engine.checks_due import DONE_OUTCOMES, LastCheck, checks_due
     from orchestrator.engine.verification import drill, verify
     from orchestrator.errors import CancelledError
 
-    policies = [p for p in ctx.config.policies.values() if p.verify or p.drill]
     holders = {p.name: [*p.targets, *p.copy_to] for p in policies}
-
-    def newest(key: tuple[str, str, str], outcomes: tuple[str, ...] | None) -> datetime | None:
-        name, target, tier = key
-        found = ctx.catalog.verifications(
-            target=target, tier=tier, policy=name, outcomes=outcomes, limit=1
-        )
-        return found[0].started_at if found else None
 
     keys = [
         (p.name, t, tier)
@@ -40,7 +35,9 @@ def checks_stage(ctx: Context, now: datetime, report: PassReport) -> None:
         for t in holders[p.name]
         for tier in ("check", "subset", "media", "drill")
     ]
-    last = {k: LastCheck(newest(k, DONE_OUTCOMES), newest(k, None)) for k in keys}
+    done = ctx.catalog.newest_verification_times(keys, DONE_OUTCOMES)
+    tried = ctx.catalog.newest_verification_times(keys)
+    last = {k: LastCheck(done.get(k), tried.get(k)) for k in keys}
     for job in checks_due(policies, holders, last, now, ctx.config.settings.timezone):
         policy = ctx.config.policies[job.policy]
         log.info("%s of '%s' on '%s' due: %s", job.tier, job.policy, job.target, job.reason)
@@ -60,10 +57,13 @@ def retention_stage(ctx: Context, now: datetime, report: PassReport) -> None:
 
     tz = ctx.config.settings.timezone
     claimed = []
-    for policy in ctx.config.policies.values():
-        goods = [ctx.catalog.newest_run(policy.name, t) for t in policy.targets]
+    policies = list(ctx.config.policies.values())
+    good = ctx.catalog.newest_runs((p.name, t) for p in policies for t in p.targets)
+    forgets = ctx.catalog.newest_slot_dues("forget", (p.name for p in policies))
+    for policy in policies:
+        goods = [good.get((policy.name, t)) for t in policy.targets]
         newest = max((r.started_at for r in goods if r), default=None)
-        last = ctx.catalog.newest_slot_due("forget", policy.name)
+        last = forgets.get(policy.name)
         if not forget_due(policy, newest, last, now, tz):
             continue
         key = f"forget:{policy.name}@{now.astimezone(ZoneInfo(tz)).date().isoformat()}"
@@ -128,18 +128,17 @@ def rpo_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     from orchestrator.events import RPO_BREACHED, RPO_RESTORED, Event
 
     policies = list(ctx.config.policies.values())
-    newest = {
-        (p.name, t): (r.started_at if (r := ctx.catalog.newest_run(p.name, t)) else None)
-        for p in policies
-        for t in p.targets
-    }
-    seen = {p.name: ctx.catalog.first_seen(p.name, now) for p in policies}
+    pairs = [(p.name, t) for p in policies for t in p.targets]
+    good = ctx.catalog.newest_runs(pairs)
+    newest = {pair: (r.started_at if (r := good.get(pair)) else None) for pair in pairs}
+    seen = ctx.catalog.first_seen_all((p.name for p in policies), now)
     breaches = rpo_breaches(policies, newest, seen, now)
     report.breaches = breaches
     open_now = {(b.policy, b.target) for b in breaches}
+    marks = ctx.catalog.marks("rpo-breach:")  # read once: set below only when it changes
     for b in breaches:
         mark = f"rpo-breach:{b.policy}@{b.target}"
-        if ctx.catalog.get_mark(mark):
+        if marks.get(mark):
             continue
         ctx.catalog.set_mark(mark, now.isoformat(), now)
         newest_text = f"{b.newest_good:%Y-%m-%d %H:%M %Z}" if b.newest_good else "none"
@@ -158,7 +157,7 @@ def rpo_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     for p in policies:
         for t in p.targets:
             mark = f"rpo-breach:{p.name}@{t}"
-            if (p.name, t) not in open_now and ctx.catalog.get_mark(mark):
+            if (p.name, t) not in open_now and marks.get(mark):
                 ctx.catalog.set_mark(mark, None, now)
                 ctx.events.publish(
                     Event(

@@ -196,8 +196,8 @@ def lost_snapshots(catalog: Catalog, target: str, policy: str | None = None) -> 
     """Good runs whose snapshot vanished from `target` and nobody has accepted the loss."""
     return [
         r
-        for r in _target_runs(catalog, target, policy)
-        if r.outcome in GOOD_OUTCOMES and r.gone_reason == VANISHED
+        for r in catalog.gone_runs(target, VANISHED, policy)
+        if r.kind in ("backup", "copy") and r.outcome in GOOD_OUTCOMES
     ]
 
 

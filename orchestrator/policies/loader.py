@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from orchestrator.errors import ConfigError
-from orchestrator.policies import values
+from orchestrator.policies import parse_cache, values
 from orchestrator.policies.model import (
     CATCH_UPS,
     IMPORTANCES,
@@ -114,8 +114,10 @@ def load_config(path: Path) -> Config:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"], str(path)) from None
+    digest = hashlib.sha256(data).hexdigest()
+    base = path.expanduser().resolve().parent
     try:
-        raw = tomllib.loads(data.decode("utf-8-sig"))
+        raw = parse_cache.load(data.decode("utf-8-sig"), digest, base, tomllib.loads)
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"], str(path)) from None
     except tomllib.TOMLDecodeError as exc:
@@ -125,7 +127,7 @@ def load_config(path: Path) -> Config:
             [f"{path}: arrays or tables nested too deeply to read (hundreds of levels)"], str(path)
         ) from None
     config = parse_config(raw, path)
-    return dataclasses.replace(config, sha256=hashlib.sha256(data).hexdigest())
+    return dataclasses.replace(config, sha256=digest)
 
 
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
@@ -578,14 +580,32 @@ def _key_file_problems(settings: Settings) -> list[str]:
 def _self_backup_problems(policies: dict[str, Policy], targets: dict[str, TargetSpec]) -> list[str]:
     """A local repository inside one of its own policy's sources would back itself up."""
     problems = []
+    # Resolved once each (a symlink walk per call): 10,000 policies share a few paths.
+    resolved: dict[Path, Path] = {}
+
+    inside: dict[tuple[Path, Path], bool] = {}
+
+    def resolve(path: Path) -> Path:
+        found = resolved.get(path)
+        if found is None:
+            found = resolved[path] = path.resolve()
+        return found
+
+    def within(repo: Path, source: Path) -> bool:
+        key = (repo, source)
+        found = inside.get(key)
+        if found is None:
+            found = inside[key] = repo.is_relative_to(resolve(source))
+        return found
+
     for policy in policies.values():
         for name in (*policy.targets, *policy.copy_to):
             spec = targets.get(name)
             if not isinstance(spec, LocalTargetSpec):
                 continue
-            repo = spec.path.resolve()
+            repo = resolve(spec.path)
             for i, source in enumerate(policy.sources):
-                if repo.is_relative_to(source.resolve()) and not _excluded(repo, policy.exclude):
+                if within(repo, source) and not _excluded(repo, policy.exclude):
                     problems.append(
                         f"policies.{policy.name}.sources[{i}]: holds the repository of target "
                         f"'{name}' ({repo}): it would back itself up; move the repository "

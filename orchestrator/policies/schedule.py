@@ -131,6 +131,34 @@ def _localize(nominal: datetime, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(hi, UTC)
 
 
+# Nominal time -> (UTC due, the due in the zone, the key's time text), per zone. A
+# calendar of thousands of policies repeats a few thousand nominal minutes, so each is
+# localized and formatted once; cleared when it grows past a bound (a long daemon).
+_INSTANTS: dict[ZoneInfo, dict[datetime, tuple[datetime, datetime, str]]] = {}
+_INSTANTS_MAX = 200_000
+
+
+def _instants(zone: ZoneInfo) -> dict[datetime, tuple[datetime, datetime, str]]:
+    cache = _INSTANTS.get(zone)
+    if cache is None or len(cache) > _INSTANTS_MAX:
+        cache = _INSTANTS[zone] = {}
+    return cache
+
+
+def _instant(nominal: datetime, zone: ZoneInfo) -> tuple[datetime, datetime, str]:
+    """(UTC due, due in the zone, key time text) of a nominal local time, cached."""
+    cache = _instants(zone)
+    found = cache.get(nominal)
+    if found is None:
+        due = _localize(nominal, zone)
+        found = cache[nominal] = (
+            due,
+            due.astimezone(zone),
+            nominal.isoformat(timespec="minutes"),
+        )
+    return found
+
+
 @lru_cache(maxsize=4096)
 def is_valid_cron(expr: str) -> bool:
     """Whether croniter accepts the expression (it raises several foreign types on odd input).
@@ -144,10 +172,12 @@ def is_valid_cron(expr: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)
 def never_fires(expr: str) -> bool:
     """Whether a valid expression names no date at all ('0 0 30 2 *': February 30th), so a
     schedule of it would silently never run. croniter searches decades ahead and gives up;
-    the start is fixed (not now): the answer depends on the expression alone."""
+    the start is fixed (not now): the answer depends on the expression alone, so it is
+    cached like is_valid_cron."""
     from croniter import croniter
 
     try:
@@ -311,8 +341,8 @@ def _rule_times(rule: _Rule, lo: datetime, hi: datetime) -> list[datetime]:
             first += timedelta(days=(rule.weekday - first.weekday()) % 7)
             step = 7
         dates = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, step)]
-    times = [datetime.combine(d, rule.at) for d in dates]
-    return [n for n in times if lo <= n < hi]
+    at, combine = rule.at, datetime.combine
+    return [n for d in dates if lo <= (n := combine(d, at)) < hi]
 
 
 def _month_day_times(entry: ScheduleEntry, lo: datetime, hi: datetime) -> Iterator[datetime]:
@@ -361,21 +391,15 @@ def _slots(
     repeat a handful of entry combinations, so each is merged once."""
     merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
     slots = []
-    for due, key_time, hits in groups:
+    name, prefix, cache = policy.name, policy.name + "@", _instants(zone)
+    # The group's due is the UTC instant of its key's nominal time (see slots_between).
+    for _due, key_time, hits in groups:
         indexes = (hits[0][0],) if len(hits) == 1 else tuple(sorted({h[0] for h in hits}))
         if (merge := merged.get(indexes)) is None:
             merge = merged[indexes] = _merge(tuple(policy.schedules[i] for i in indexes))
         level, names, reason = merge
-        slots.append(
-            Slot(
-                policy=policy.name,
-                key=_key(policy.name, key_time),
-                due=due.astimezone(zone),
-                level=level,
-                schedules=names,
-                reason=reason,
-            )
-        )
+        _, local, text = cache.get(key_time) or _instant(key_time, zone)
+        slots.append(Slot(name, prefix + text, local, level, names, reason))
     return slots
 
 
@@ -401,16 +425,21 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     lo = datetime.combine(cron_lo.date(), time())
     hi = datetime.combine(cron_hi.date() + timedelta(days=1), time())
 
+    cache = _instants(zone)
     by_date: dict[date, list[_Hit]] = {}
     by_minute: dict[datetime, list[_Hit]] = {}
     for index, entry in enumerate(policy.schedules):
         if entry.name in CALENDAR_ENTRIES:
             for nominal in _entry_times(entry, lo, hi):
-                hit = (index, nominal, _localize(nominal, zone))
-                by_date.setdefault(nominal.date(), []).append(hit)
+                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
+                day = nominal.date()
+                if (same_day := by_date.get(day)) is None:
+                    by_date[day] = [hit]
+                else:
+                    same_day.append(hit)
         else:
             for nominal in _entry_times(entry, cron_lo, cron_hi):
-                hit = (index, nominal, _localize(nominal, zone))
+                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
                 by_minute.setdefault(nominal, []).append(hit)
 
     # Group by due instant: calendar groups first, so a cron slot due at the same
@@ -426,12 +455,20 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     # Sort on the UTC instant: aware datetimes sharing one tzinfo compare by wall
     # time, which is wrong across a fall-back. The key's text sorts like its time.
+    # Dues are unique (they key `groups`), so the sort compares them alone.
     chosen = sorted(
-        (due, key_time, hits)
-        for due, (key_time, hits) in groups.items()
-        if start_utc < due <= end_utc
+        (
+            (due, key_time, hits)
+            for due, (key_time, hits) in groups.items()
+            if start_utc < due <= end_utc
+        ),
+        key=_first,
     )
     return _slots(policy, chosen, zone)
+
+
+def _first(group: tuple[datetime, datetime, list[_Hit]]) -> datetime:
+    return group[0]
 
 
 def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:

@@ -10,13 +10,14 @@ from orchestrator.render import human_age, table
 
 def in_zone(value: Any, tz: str) -> Any:
     """`value` with every aware datetime in it (records included) shown in zone `tz`."""
-    from dataclasses import asdict, is_dataclass
+    from dataclasses import fields, is_dataclass
     from zoneinfo import ZoneInfo
 
     if isinstance(value, datetime):
         return value.astimezone(ZoneInfo(tz)) if value.tzinfo else value
     if is_dataclass(value) and not isinstance(value, type):
-        return in_zone(asdict(value), tz)
+        # field by field, as asdict would give it, without asdict's deep copy
+        return {f.name: in_zone(getattr(value, f.name), tz) for f in fields(value)}
     if isinstance(value, dict):
         return {k: in_zone(v, tz) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -103,3 +103,27 @@ def test_demo_runs_a_month_restores_and_shows_status(restic_bin: str, tmp_path: 
         {t for s in json.loads(snaps.stdout) for t in s["tags"] if t.startswith("level:")}
     )
     assert levels == ["level:differential", "level:full", "level:incremental"]
+
+
+def test_plan_of_one_policy_is_its_part_of_the_whole_plan(workspace: Workspace) -> None:
+    ws = workspace
+    ws.config.write_text(
+        ws.config.read_text()
+        + '\n[policies.other]\nimportance = "normal"\nsources = ["data"]\n'
+        + 'targets = ["local"]\ndaily = { at = "04:15", level = "incremental" }\n'
+    )
+    window = ("--from", "2026-10-31T12:00:00Z", "--days", "5")
+    whole = ws.orc_json("plan", *window)["runs"]
+    assert {r["policy"] for r in whole} == {"files", "other"}
+    for name in ("files", "other"):
+        one = ws.orc_json("plan", *window, "--policy", name)["runs"]
+        assert one == [r for r in whole if r["policy"] == name]
+    both = ws.orc_json("plan", *window, "--policy", "other", "--policy", "files")["runs"]
+    assert both == whole
+    text = ws.orc("plan", *window, "--policy", "other").stdout
+    assert "other" in text and " files " not in text
+
+    bad = ws.orc("plan", "--policy", "nosuch", check=2)
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--policy" in lines[0] and "'nosuch'" in lines[0], bad.stderr
+    assert "Traceback" not in bad.stderr

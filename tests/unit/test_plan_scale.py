@@ -1,0 +1,242 @@
+"""The fast paths `plan` takes for many policies give the answers of the plain ones.
+
+- decide_levels == decide_level run by run, each run's history made by the runs before;
+- history_before == the three newest_run questions asked of the same runs;
+- render_plan == the generic `table` of the same rows; plan_json == dump_json's document.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from orchestrator.catalog import GOOD_OUTCOMES
+from orchestrator.engine.plan import history_before
+from orchestrator.policies.levels import History, decide_level, decide_levels
+from orchestrator.render import dump_json, table
+from orchestrator.render.listing import plan_json, render_plan
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def day(n: float) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def one_by_one(planned, history, max_full):
+    """The loop plan.py ran before decide_levels: the reference."""
+    out = []
+    for asked, due in planned:
+        decision = decide_level(asked, history, due, max_full)
+        out.append(decision)
+        if decision.level == "full":
+            history = History(due, due, False)
+        else:
+            history = History(history.newest_full, due, history.last_full_failed)
+    return out
+
+
+DAILY = [("incremental", day(n)) for n in range(1, 40)]
+WEEKLY_DIFF = [("differential" if n % 7 == 0 else "incremental", day(n)) for n in range(1, 60)]
+MONTHLY_FULL = [("full" if n % 30 == 0 else "incremental", day(n)) for n in range(1, 90)]
+
+LEVEL_CASES = [
+    # (planned runs, history, max_full_interval_days)
+    (DAILY, History(None, None), 35),  # a new target: the first run is a full
+    (DAILY, History(None, day(0)), 35),  # snapshots but no full
+    (DAILY, History(day(0), day(0), True), 35),  # the last full failed
+    (DAILY, History(day(-40), day(0)), 35),  # the full is too old already
+    (DAILY, History(day(0), day(0)), 7),  # the full ages past the interval inside the plan
+    (DAILY, History(day(-7), day(0)), 7),  # exactly 7 days old at day 0, 8 at day 1
+    (WEEKLY_DIFF, History(day(0), day(0)), 10),
+    (WEEKLY_DIFF, History(None, None), 3660),
+    (MONTHLY_FULL, History(day(0), day(0)), 20),
+    (MONTHLY_FULL, History(day(-5), day(0), True), 45),
+    ([], History(None, None), 35),
+]
+
+
+@pytest.mark.parametrize(("planned", "history", "max_full"), LEVEL_CASES)
+def test_decide_levels_is_decide_level_run_by_run(planned, history, max_full) -> None:
+    assert decide_levels(planned, history, max_full) == one_by_one(planned, history, max_full)
+
+
+def test_decide_levels_refuses_an_unknown_level_as_decide_level_does() -> None:
+    with pytest.raises(ValueError, match="level must be one of"):
+        decide_levels([("weekly", day(1))], History(day(0), day(0)), 35)
+
+
+# ---------------------------------------------------------------- history_before
+
+Run = tuple[datetime, str | None, str, bool]  # started_at, level, outcome, gone
+
+
+def newest(trail: list[Run], moment, level=None, outcomes=GOOD_OUTCOMES):
+    """newest_run's answer: the first run (newest first) of the level and outcomes, not
+    gone, started before the moment."""
+    for started, lv, outcome, gone in trail:
+        if (level is None or lv == level) and outcome in outcomes and not gone and started < moment:
+            return started, outcome
+    return None
+
+
+def reference_history(trail: list[Run], moment: datetime) -> History:
+    full = newest(trail, moment, "full")
+    anyl = newest(trail, moment)
+    attempt = newest(trail, moment, "full", ("success", "partial", "failed"))
+    return History(
+        full[0] if full else None,
+        anyl[0] if anyl else None,
+        attempt is not None and attempt[1] == "failed",
+    )
+
+
+HISTORY_CASES = [
+    [],
+    [(day(1), "incremental", "success", False), (day(0), "full", "success", False)],
+    [(day(2), "full", "failed", False), (day(1), "incremental", "success", False)],
+    [(day(2), "full", "skipped", False), (day(0), "full", "success", False)],  # busy: no attempt
+    [(day(2), "full", "success", True), (day(0), "full", "success", False)],  # gone
+    [(day(2), "full", "failed", True), (day(0), "full", "failed", False)],  # gone, failed
+    [(day(9), "full", "success", False), (day(4), "incremental", "partial", False)],
+    [
+        (day(6), "incremental", "running", False),
+        (day(5), "differential", "partial", False),
+        (day(3), "full", "partial", False),
+        (day(1), "full", "failed", False),
+    ],
+    [(day(3), None, "failed", False), (day(2), "incremental", "success", False)],
+]
+
+
+@pytest.mark.parametrize("trail", HISTORY_CASES)
+@pytest.mark.parametrize("moment", [day(-1), day(1), day(2), day(3) + timedelta(hours=1), day(10)])
+def test_history_before_answers_as_three_newest_run_queries(trail, moment) -> None:
+    assert history_before(iter(trail), moment) == reference_history(trail, moment)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class _Slot:
+    policy: str
+    key: str
+    due: datetime
+    level: str
+    schedules: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Decision:
+    level: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Run:
+    slot: _Slot
+    target: str
+    decision: _Decision
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# The fall-back night: 02:30 CEST, then 02:30 CET an hour later (two different rows).
+FIRST = datetime(2026, 10, 25, 0, 30, tzinfo=UTC).astimezone(BERLIN)
+SECOND = datetime(2026, 10, 25, 1, 30, tzinfo=UTC).astimezone(BERLIN)
+RUNS = [
+    _Run(
+        _Slot("a", "a@2026-10-25T02:30", FIRST, "incremental", ("daily",), "daily incremental"),
+        "local",
+        _Decision("full", "upgraded to full: no snapshot yet on this target"),
+    ),
+    _Run(
+        _Slot("long-policy-name", "x", SECOND, "full", ("monthly", "daily"), "monthly full"),
+        "offsite-target",
+        _Decision("full", "full as asked"),
+    ),
+    _Run(
+        _Slot("b", "b@2026-10-26T00:00", SECOND + timedelta(days=1), "differential", (), "w d"),
+        "t",
+        _Decision("differential", "differential as asked"),
+    ),
+]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 10])
+def test_render_plan_draws_the_generic_table(count: int) -> None:
+    runs = (RUNS * 4)[:count]
+    expected = (
+        table(
+            ["due", "policy", "target", "level", "why"],
+            [
+                [
+                    r.slot.due,
+                    r.slot.policy,
+                    r.target,
+                    r.decision.level,
+                    f"{r.slot.reason}; {r.decision.reason}",
+                ]
+                for r in runs
+            ],
+        )
+        if runs
+        else "nothing scheduled in this window"
+    )
+    assert render_plan(runs) == expected
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 10_000, 10_001, 20_003])
+def test_plan_json_is_the_dump_json_document(count: int) -> None:
+    runs = (RUNS * (count // len(RUNS) + 1))[:count]  # past 10,000: written in pieces
+    rows = [
+        {
+            "due": r.slot.due,
+            "policy": r.slot.policy,
+            "target": r.target,
+            "level": r.decision.level,
+            "scheduled_level": r.slot.level,
+            "schedules": list(r.slot.schedules),
+            "slot": r.slot.key,
+            "why": f"{r.slot.reason}; {r.decision.reason}",
+        }
+        for r in runs
+    ]
+    expected = dump_json("plan", {"from": T0, "days": 3, "runs": rows})
+    text = plan_json(T0, 3, runs)
+    assert json.loads(text) == json.loads(expected)
+    assert text.count("\n") >= count  # one run a line
+
+
+# ---------------------------------------------------------------- ordering
+
+
+def _at(policy: str, target: str, due: datetime) -> _Run:
+    slot = _Slot(policy, f"{policy}@x", due, "incremental", ("daily",), "daily incremental")
+    return _Run(slot, target, _Decision("incremental", "as asked"))
+
+
+def test_ordered_is_by_instant_then_policy_and_target() -> None:
+    from orchestrator.engine.plan import ordered
+
+    noon = datetime(2026, 11, 2, 11, 0, tzinfo=UTC).astimezone(BERLIN)
+    same_noon = datetime(2026, 11, 2, 11, 0, tzinfo=UTC).astimezone(BERLIN)  # another object
+    buckets = [
+        [_at("b", "t1", SECOND), _at("c", "t0", SECOND)],  # 02:30 CET, the later one
+        [_at("a", "t1", noon), _at("c", "t0", noon)],
+        [_at("a", "t0", same_noon), _at("b", "t0", same_noon)],  # the same instant
+        [_at("z", "t0", FIRST)],  # 02:30 CEST: the same wall time, an hour earlier
+    ]
+    got = [(r.slot.due.astimezone(UTC), r.slot.policy, r.target) for r in ordered(buckets)]
+    everything = [r for b in buckets for r in b]
+    expected = sorted((r.slot.due.astimezone(UTC), r.slot.policy, r.target) for r in everything)
+    assert got == expected
+    assert [p for _, p, _ in got] == ["z", "b", "c", "a", "a", "b", "c"]
+    assert ordered([]) == []
