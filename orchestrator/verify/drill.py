@@ -11,6 +11,7 @@ of the snapshot. The number of restic processes is constant whatever the sample
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -233,6 +234,8 @@ def _live_hash(live: str, node: LsNode) -> str | None:
 
 
 def _restored_hash(scratch: Path, node: LsNode) -> _Restored:
+    """Size and hash of one restored file, which is then deleted at once: the scratch copy
+    is gone file by file on every hashing thread instead of in one long rmtree after."""
     restored = scratch / node.path.lstrip("/")
     try:
         st = os.lstat(restored)
@@ -246,6 +249,9 @@ def _restored_hash(scratch: Path, node: LsNode) -> _Restored:
         return _Restored(node.path, st.st_size, sha256_path(restored)[0])
     except OSError:
         return _Restored(node.path, None, None)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(restored)
 
 
 def _plan(
