@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.errors import CancelledError, ResticError
+from orchestrator.errors import CancelledError, OrchestratorError, ResticError
 from orchestrator.restic import commands, features
 from orchestrator.restic.commands import LsNode, Snapshot
 from orchestrator.restic.runner import Completed, Repository, Runner
@@ -204,10 +204,15 @@ class FileCheck:
     ok: bool
 
 
+class NoSnapshot(OrchestratorError):
+    """No snapshot has the tags the drill was asked to select by."""
+
+
 @dataclass
 class _Plan:
     """What `ls` told and what follows from it: the sample and its live hashes under way."""
 
+    snapshot: Snapshot
     files: dict[str, LsNode]
     sample: list[str]
     live: dict[str, Future[str | None]] = field(default_factory=dict)
@@ -257,14 +262,21 @@ def _restored_hash(scratch: Path, node: LsNode) -> _Restored:
 def _plan(
     runner: Runner,
     repo: Repository,
-    snapshot: Snapshot,
+    snapshot: Snapshot | None,
+    tags: Sequence[str],
     pool: ThreadPoolExecutor,
     choose: Callable[[dict[str, int]], list[str]],
 ) -> tuple[_Plan, float]:
-    """`ls` the snapshot, choose the sample, start hashing its unchanged live copies."""
-    nodes, ls_run = commands.ls(runner, repo, snapshot.id)
+    """`ls` the snapshot (or the newest having `tags`: the same process names it), choose
+    the sample, start hashing its unchanged live copies."""
+    if snapshot is None:
+        snapshot, nodes, ls_run = commands.ls_latest(runner, repo, tags)
+        if snapshot is None:
+            raise NoSnapshot(f"no snapshot has the tags {', '.join(tags)}")
+    else:
+        nodes, ls_run = commands.ls(runner, repo, snapshot.id)
     files = {n.path: n for n in nodes if n.type == "file"}
-    plan = _Plan(files, choose({p: n.size for p, n in files.items()}))
+    plan = _Plan(snapshot, files, choose({p: n.size for p, n in files.items()}))
     for path in plan.sample:
         live = live_path(snapshot.paths, path)
         if live is not None:
@@ -273,24 +285,32 @@ def _plan(
 
 
 def _restore(
-    runner: Runner, repo: Repository, snapshot: Snapshot, scratch: Path, includes: Sequence[str]
-) -> str | None:
-    """Restore into scratch; restic's error text when it failed in a way that is damage."""
+    runner: Runner,
+    repo: Repository,
+    snapshot: str,
+    scratch: Path,
+    includes: Sequence[str],
+    tags: Sequence[str] = (),
+) -> tuple[str | None, str | None]:
+    """Restore into scratch: (restic's error text when it failed in a way that is damage,
+    the id of the snapshot restic says it restored)."""
     try:
-        commands.restore(runner, repo, snapshot.id, scratch, includes=includes, verify=False)
+        done = commands.restore(
+            runner, repo, snapshot, scratch, includes=includes, tags=tags, verify=False
+        )
     except CancelledError:
         raise
     except ResticError as exc:
         if exc.kind not in (features.FATAL, features.PARTIAL, features.REPOSITORY_DAMAGED):
             raise  # could not run (locked, password, network): a failure, not damage
-        return exc.message
-    return None
+        return exc.message, None
+    return None, commands.restored_snapshot(done.stdout)
 
 
 def run_drill(
     runner: Runner,
     repo: Repository,
-    snapshot: Snapshot,
+    snapshot: Snapshot | None,
     scratch: Path,
     seed: int,
     sample_files: int | None,
@@ -298,12 +318,16 @@ def run_drill(
     rto_minutes: int | None,
     previous_samples: Sequence[Sequence[str]] = (),
     after_restore: Callable[[Path], None] | None = None,
+    tags: Sequence[str] = (),
 ) -> TierResult:
     """Restore the sample into `scratch`, compare, measure; `scratch` is removed at the end
     whatever happens. `after_restore` lets a test change a restored file before the
     comparison (the drill must then report it).
 
-    A whole-snapshot drill lists and restores at once (two processes in parallel); a
+    `snapshot` None: the newest snapshot having `tags`, named by restic's own `ls latest`
+    (no listing of snapshots first); raises NoSnapshot when there is none. A
+    whole-snapshot drill lists and restores at once (two processes in parallel), and
+    restores again by id in the rare case that a backup landed between the two; a
     sampled one must list first to know what to restore."""
     result = TierResult(tier="drill")
     started = time.monotonic()
@@ -320,26 +344,36 @@ def run_drill(
             scratch.mkdir(parents=True, exist_ok=False)
             restore_started = time.monotonic()
             if whole:
-                listing = pool.submit(_plan, runner, repo, snapshot, pool, choose)
-                restore_error = _restore(runner, repo, snapshot, scratch, ())
+                listing = pool.submit(_plan, runner, repo, snapshot, tags, pool, choose)
+                which = snapshot.id if snapshot is not None else "latest"
+                restore_error, restored_id = _restore(
+                    runner, repo, which, scratch, (), () if snapshot else tags
+                )
                 restore_seconds = time.monotonic() - restore_started
                 plan, ls_seconds = listing.result()
+                if restored_id and not plan.snapshot.id.startswith(restored_id):
+                    shutil.rmtree(scratch)  # a backup landed between ls and restore
+                    scratch.mkdir()
+                    restore_started = time.monotonic()
+                    restore_error, _ = _restore(runner, repo, plan.snapshot.id, scratch, ())
+                    restore_seconds = time.monotonic() - restore_started
             else:
-                plan, ls_seconds = _plan(runner, repo, snapshot, pool, choose)
+                plan, ls_seconds = _plan(runner, repo, snapshot, tags, pool, choose)
                 restore_started = time.monotonic()
                 includes = [include_pattern(p) for p in plan.sample]
-                restore_error = _restore(runner, repo, snapshot, scratch, includes)
+                restore_error, _ = _restore(runner, repo, plan.snapshot.id, scratch, includes)
                 restore_seconds = time.monotonic() - restore_started
         except ResticError as exc:
             if exc.kind != features.REPOSITORY_DAMAGED:
                 raise  # could not run (locked, password, network): a failure, not damage
             # restic lists the snapshot but cannot read its file list: nothing restores.
             result.damage.append(Damage(RESTORE_ERROR, None, exc.message))
+            which = f"snapshot {snapshot.short_id}" if snapshot else "the newest snapshot"
             result.message = (
-                f"drill of snapshot {snapshot.short_id}: its file list cannot be read, "
-                "the repository is damaged"
+                f"drill of {which}: its file list cannot be read, the repository is damaged"
             )
             return result  # no details: nothing was sampled, restored or measured
+        snapshot = plan.snapshot
         if restore_error is not None:
             result.damage.append(Damage(RESTORE_ERROR, None, restore_error))
         if after_restore is not None:
