@@ -269,7 +269,9 @@ def _drill_target(
             shutil.rmtree(stale, ignore_errors=True)
         _target, repo = ready_repository(ctx, spec)
         previous: list[list[str]] = []
-        if seed is None:  # an explicit seed reproduces a sample without history
+        sampled = spec_drill is not None and (spec_drill.sample_files or spec_drill.sample_bytes)
+        # an explicit seed reproduces a sample without history; a whole drill needs none
+        if seed is None and sampled:
             previous = [
                 r.details.get("sample", [])
                 for r in ctx.catalog.verifications(

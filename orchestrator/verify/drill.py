@@ -332,19 +332,22 @@ def run_drill(
     result = TierResult(tier="drill")
     started = time.monotonic()
     whole = sample_files is None and sample_bytes is None
-    reference_dir = scratch.with_name(scratch.name + "-reference")
+    # inside the scratch copy (snapshot paths are absolute: no restored name is this one),
+    # so that whatever removes a killed drill's scratch copy removes this too
+    reference_dir = scratch / ".drill-reference"
 
     def choose(sizes: dict[str, int]) -> list[str]:
         recent = recently_drilled(previous_samples, set(sizes))
         return choose_sample(sizes, seed, sample_files, sample_bytes, recent)
 
-    pool = ThreadPoolExecutor(max_workers=hash_workers() + 1, thread_name_prefix="drill")
+    pool = ThreadPoolExecutor(max_workers=hash_workers(), thread_name_prefix="drill-hash")
+    lister = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drill-ls")
     try:
         try:
             scratch.mkdir(parents=True, exist_ok=False)
             restore_started = time.monotonic()
             if whole:
-                listing = pool.submit(_plan, runner, repo, snapshot, tags, pool, choose)
+                listing = lister.submit(_plan, runner, repo, snapshot, tags, pool, choose)
                 which = snapshot.id if snapshot is not None else "latest"
                 restore_error, restored_id = _restore(
                     runner, repo, which, scratch, (), () if snapshot else tags
@@ -393,9 +396,9 @@ def run_drill(
         result.details["reference_read"] = how
         _rto(result, rto_minutes, ex)
     finally:
+        lister.shutdown(wait=True)
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(reference_dir, ignore_errors=True)
         result.seconds = time.monotonic() - started
     return result
 
