@@ -215,7 +215,13 @@ class _Plan:
     snapshot: Snapshot
     files: dict[str, LsNode]
     sample: list[str]
-    live: dict[str, Future[str | None]] = field(default_factory=dict)
+    live: list[Future[dict[str, str | None]]] = field(default_factory=list)
+
+    def live_hashes(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for part in self.live:
+            out.update(part.result())
+        return out
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,36 @@ def _restored_hash(scratch: Path, node: LsNode) -> _Restored:
             os.unlink(restored)
 
 
+# Files go to the hashing threads in batches: one future per file cost more than the
+# hashing itself with 50,000 small files.
+BATCH_FILES = 256
+BATCH_BYTES = 64 << 20
+
+
+def batches(paths: Sequence[str], files: Mapping[str, LsNode]) -> list[list[str]]:
+    """`paths` cut into runs of at most BATCH_FILES files or about BATCH_BYTES bytes."""
+    out: list[list[str]] = []
+    current: list[str] = []
+    spent = 0
+    for path in paths:
+        current.append(path)
+        spent += files[path].size
+        if len(current) >= BATCH_FILES or spent >= BATCH_BYTES:
+            out.append(current)
+            current, spent = [], 0
+    if current:
+        out.append(current)
+    return out
+
+
+def _hash_restored(
+    pool: ThreadPoolExecutor, root: Path, files: Mapping[str, LsNode], paths: Sequence[str]
+) -> list[_Restored]:
+    """`_restored_hash` of every path under `root`, in batches on the pool, in order."""
+    parts = pool.map(lambda b: [_restored_hash(root, files[p]) for p in b], batches(paths, files))
+    return [r for part in parts for r in part]
+
+
 def _plan(
     runner: Runner,
     repo: Repository,
@@ -277,10 +313,10 @@ def _plan(
         nodes, ls_run = commands.ls(runner, repo, snapshot.id)
     files = {n.path: n for n in nodes if n.type == "file"}
     plan = _Plan(snapshot, files, choose({p: n.size for p, n in files.items()}))
-    for path in plan.sample:
-        live = live_path(snapshot.paths, path)
-        if live is not None:
-            plan.live[path] = pool.submit(_live_hash, live, files[path])
+    lives = {p: live for p in plan.sample if (live := live_path(snapshot.paths, p)) is not None}
+    for batch in batches(list(lives), files):
+        work = [(p, lives[p], files[p]) for p in batch]
+        plan.live.append(pool.submit(lambda w: {p: _live_hash(lv, n) for p, lv, n in w}, work))
     return plan, ls_run.seconds
 
 
@@ -382,7 +418,7 @@ def run_drill(
         if after_restore is not None:
             after_restore(scratch)
         files, sample = plan.files, plan.sample
-        restored = list(pool.map(lambda p: _restored_hash(scratch, files[p]), sample))
+        restored = _hash_restored(pool, scratch, files, sample)
         checks, needed = _against_live(plan, restored, result.damage)
         sizes = {p: n.size for p, n in files.items()}
         how = None
@@ -410,6 +446,7 @@ def _against_live(
     hashes of the files that still need restic's own reading of the snapshot."""
     checks: list[FileCheck] = []
     needed: dict[str, str] = {}
+    live = plan.live_hashes()
     for r in restored:
         node = plan.files[r.path]
         if r.size is None:
@@ -426,7 +463,7 @@ def _against_live(
                 )
             )
             checks.append(FileCheck(r.path, node.size, "none", False))
-        elif (live := plan.live.get(r.path)) is not None and live.result() == r.digest:
+        elif live.get(r.path) == r.digest:
             checks.append(FileCheck(r.path, node.size, "live", True))
         else:
             # No live copy, or it changed, or it differs though it looks unchanged:
@@ -446,13 +483,13 @@ def _against_reference(
         expected, error = refs.get(path, (None, "restic did not deliver this file"))
         ok = expected == actual
         if expected is None:
-            damage.append(Damage(RESTORE_ERROR, path, f"restic dump failed: {error}"))
+            damage.append(Damage(RESTORE_ERROR, path, f"restic could not read it back: {error}"))
         elif not ok:
             damage.append(
                 Damage(
                     CONTENT_MISMATCH,
                     path,
-                    "restored content differs from the snapshot's (restic dump)",
+                    "restored content differs from the snapshot's as restic reads it back",
                     expected=expected,
                     actual=actual,
                 )
@@ -500,7 +537,7 @@ def _reference_hashes(
         if exc.kind not in (features.FATAL, features.PARTIAL, features.REPOSITORY_DAMAGED):
             raise
         return {p: (None, exc.message) for p in needed}
-    refs = pool.map(lambda p: _restored_hash(reference_dir, files[p]), list(needed))
+    refs = _hash_restored(pool, reference_dir, files, list(needed))
     return {r.path: (r.digest, "not restored by restore --verify") for r in refs}
 
 
