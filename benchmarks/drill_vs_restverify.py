@@ -264,7 +264,9 @@ def main() -> None:
     mixed_files = max(20, round(2000 * args.scale))
     mixed_bytes = max(MIB, round(1024 * MIB * args.scale))
     small_files = max(100, round(50_000 * args.scale))
-    data = work / "data"
+    # benchmarks/run.py names a data folder shared by its scripts; else our own
+    shared = os.environ.get("ORCHESTRATOR_BENCH_DATA")
+    data = Path(shared) / "drill" if shared else work / "data"
     sets = {
         "mixed": (
             f"drill, {mixed_bytes / MIB:.0f} MiB in {mixed_files} files (restic {version})",
