@@ -24,7 +24,7 @@ from orchestrator.policies.model import Policy, TargetSpec
 from orchestrator.restic import commands, features
 from orchestrator.verify import TIERS, Damage, TierResult, parse_size
 from orchestrator.verify.check import run_check
-from orchestrator.verify.drill import run_drill
+from orchestrator.verify.drill import NoSnapshot, run_drill
 from orchestrator.verify.media import media_coverage, run_media, vanished
 from orchestrator.verify.subset import next_part, subset_coverage, subset_total
 
@@ -268,8 +268,35 @@ def _drill_target(
         for stale in drills.glob(f"{spec.name}-*"):  # left by a killed drill
             shutil.rmtree(stale, ignore_errors=True)
         _target, repo = ready_repository(ctx, spec)
-        snaps = commands.snapshots(ctx.runner, repo, [f"policy:{policy.name}"])
-        if not snaps:
+        previous: list[list[str]] = []
+        sampled = spec_drill is not None and (spec_drill.sample_files or spec_drill.sample_bytes)
+        # an explicit seed reproduces a sample without history; a whole drill needs none
+        if seed is None and sampled:
+            previous = [
+                r.details.get("sample", [])
+                for r in ctx.catalog.verifications(
+                    target=spec.name, tier="drill", policy=policy.name, limit=1000
+                )
+                if r.outcome in ("ok", "damaged")
+            ]
+        try:
+            # restic's own `ls latest --tag` names the newest snapshot: no listing first
+            result = run_drill(
+                ctx.runner,
+                repo,
+                None,
+                drills / f"{spec.name}-{rec.id[:12]}",
+                chosen_seed,
+                spec_drill.sample_files if spec_drill else None,
+                parse_size(spec_drill.sample_bytes)
+                if spec_drill and spec_drill.sample_bytes
+                else None,
+                spec_drill.rto_minutes if spec_drill else None,
+                previous_samples=previous,
+                after_restore=after_restore,
+                tags=[f"policy:{policy.name}"],
+            )
+        except NoSnapshot:
             # the catalog knew good ones here: they were lost, which is damage (exit 4)
             listed_at = ctx.clock.now()
             held = commands.snapshots(ctx.runner, repo)  # all policies': a whole listing
@@ -284,30 +311,8 @@ def _drill_target(
                 )
             raise OrchestratorError(
                 f"target '{spec.name}' holds no snapshot of policy '{policy.name}' to drill"
-            )
-        snap = snaps[-1]
-        rec.snapshot_id = snap.id
-        previous: list[list[str]] = []
-        if seed is None:  # an explicit seed reproduces a sample without history
-            previous = [
-                r.details.get("sample", [])
-                for r in ctx.catalog.verifications(
-                    target=spec.name, tier="drill", policy=policy.name, limit=1000
-                )
-                if r.outcome in ("ok", "damaged")
-            ]
-        result = run_drill(
-            ctx.runner,
-            repo,
-            snap,
-            drills / f"{spec.name}-{rec.id[:12]}",
-            chosen_seed,
-            spec_drill.sample_files if spec_drill else None,
-            parse_size(spec_drill.sample_bytes) if spec_drill and spec_drill.sample_bytes else None,
-            spec_drill.rto_minutes if spec_drill else None,
-            previous_samples=previous,
-            after_restore=after_restore,
-        )
+            ) from None
+        rec.snapshot_id = result.details.get("snapshot")
         return result
 
     _locked_check(ctx, rec, f"drill@{spec.name}", body)

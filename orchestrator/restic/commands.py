@@ -403,6 +403,54 @@ def ls(runner: Runner, repo: Repository, snapshot: str) -> tuple[list[LsNode], C
     return nodes, result
 
 
+# restore's first line names the snapshot it restores (0.14 '<Snapshot 1a2b3c4d of',
+# 0.18 'snapshot 1a2b3c4d of').
+_RESTORING = re.compile(r"restoring <?[Ss]napshot ([0-9a-f]{8,64}) of")
+
+
+def restored_snapshot(stdout: str) -> str | None:
+    """The (short) id of the snapshot a `restore` run says it restored."""
+    match = _RESTORING.search(stdout)
+    return match.group(1) if match else None
+
+
+def ls_latest(
+    runner: Runner, repo: Repository, tags: Sequence[str]
+) -> tuple[Snapshot | None, list[LsNode], Completed]:
+    """The newest snapshot having all `tags` and its nodes, from ONE `ls --json latest
+    --tag` (its first JSON line is the snapshot). None when no snapshot has the tags:
+    0.14 then exits 0 printing nothing, 0.18 exits 1 saying 'no snapshot found'."""
+    args = ["ls", "--json", "latest"]
+    if tags:
+        args += ["--tag", ",".join(tags)]
+    result = runner.run(repo, args)
+    if not result.ok:
+        if "no snapshot found" in result.stderr and result.kind == features.FATAL:
+            return None, [], result
+        raise fail(repo, "listing the snapshot's files", result)
+    snapshot: Snapshot | None = None
+    nodes = []
+    for line in result.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        item = json.loads(line)
+        if snapshot is None and "tree" in item and "id" in item:
+            snapshot = _snapshot_of(item)
+            continue
+        if item.get("struct_type") != "node":
+            continue
+        mtime = item.get("mtime")
+        nodes.append(
+            LsNode(
+                path=item["path"],
+                type=item.get("type", ""),
+                size=int(item.get("size") or 0),
+                mtime=parse_time(mtime) if mtime else None,
+            )
+        )
+    return snapshot, nodes, result
+
+
 def dump(
     runner: Runner, repo: Repository, snapshot: str, path: str, sink: Callable[[bytes], None]
 ) -> Completed:
