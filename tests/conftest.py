@@ -124,6 +124,43 @@ def tag(snapshot: dict, key: str) -> str | None:
     return None
 
 
+_VALUED_OPTIONS = {"--repo", "-r", "--option", "-o", "--from-repo", "--password-file"}
+
+
+def counting_restic(ws: Workspace) -> Path:
+    """Put a wrapper of the real restic first on the workspace's PATH: it appends each
+    process's argv (words separated by 0x1f) to the returned log, then execs restic. The
+    count of restic processes is then what the operating system saw."""
+    real = shutil.which("restic", path=ws.env.get("PATH"))
+    assert real, "restic is not on PATH"
+    wrapper_dir = ws.root / "counting-bin"
+    wrapper_dir.mkdir(exist_ok=True)
+    log = ws.root / "restic-argv.log"
+    wrapper = wrapper_dir / "restic"
+    wrapper.write_text(
+        f"#!/bin/sh\n(IFS=$(printf '\\037'); printf '%s\\n' \"$*\") >> {log}\nexec {real} \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    ws.env["PATH"] = f"{wrapper_dir}{os.pathsep}{ws.env.get('PATH', '')}"
+    return log
+
+
+def restic_verbs(log: Path) -> list[str]:
+    """The restic command (backup, restore, snapshots, ...) of each logged process."""
+    found = []
+    for line in log.read_text().splitlines() if log.exists() else ():
+        skip = False
+        for word in line.split("\x1f"):
+            if skip:
+                skip = False
+            elif word in _VALUED_OPTIONS:
+                skip = True
+            elif not word.startswith("-"):
+                found.append(word)
+                break
+    return found
+
+
 def repo_locks(ws: Workspace) -> list[str]:
     return sorted(p.name for p in (ws.repo / "locks").iterdir())
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import SECRET_ENV, Workspace, local_head
+from conftest import SECRET_ENV, Workspace, counting_restic, local_head, restic_verbs
 
 pytestmark = pytest.mark.integration
 
@@ -47,29 +46,13 @@ def counted(workspace: Workspace, tmp_path: Path) -> tuple[Workspace, Path]:
         path.write_bytes(os.urandom(3_000 + 97 * i))
     workspace.write_policies(policies(None))
     workspace.orc("backup", "files")
-    real = shutil.which("restic", path=workspace.env.get("PATH"))
-    assert real, "restic is not on PATH"
-    wrapper_dir, log = tmp_path / "wrapper", tmp_path / "argv.log"
-    wrapper_dir.mkdir()
-    wrapper = wrapper_dir / "restic"
-    wrapper.write_text(
-        f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n', encoding="utf-8"
-    )
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-    workspace.env["PATH"] = f"{wrapper_dir}{os.pathsep}{workspace.env.get('PATH', '')}"
-    return workspace, log
+    return workspace, counting_restic(workspace)
 
 
 def verbs(log: Path) -> Counter[str]:
-    """restic verbs started (the first word after the global options)."""
-    counts: Counter[str] = Counter()
-    for line in log.read_text(encoding="utf-8").splitlines():
-        words = line.split()
-        i = 0
-        while i < len(words) and words[i].startswith("-"):
-            i += 2 if words[i] in ("--repo", "--option", "-r", "-o") else 1
-        counts[words[i] if i < len(words) else "?"] += 1
-    return counts
+    """restic processes started, by verb; `version` aside (asked once per binary and
+    remembered, so only the first command of a test asks it)."""
+    return Counter(v for v in restic_verbs(log) if v != "version")
 
 
 def drill_in_process(ws: Workspace, corrupt: bool, monkeypatch: pytest.MonkeyPatch) -> dict:
@@ -158,7 +141,8 @@ def test_a_changed_restored_file_is_caught(
         assert way == "file"  # only the changed file needs restic's reading
     else:
         assert way == ("restore" if sample == 3 else "tar"), way
-    reads = [ln for ln in log.read_text().splitlines() if " dump " in ln or "--verify" in ln]
+    argvs = [ln.split("\x1f") for ln in log.read_text().splitlines()]  # conftest's log
+    reads = [argv for argv in argvs if "dump" in argv or "--verify" in argv]
     assert len(reads) == 1, reads
 
 

@@ -7,61 +7,24 @@ binary; the counts below are read from that log, not from the orchestrator's own
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Workspace, restic_snapshots, tag
+from conftest import Workspace, counting_restic, restic_snapshots, restic_verbs, tag
 
 pytestmark = pytest.mark.integration
-
-_VALUED = {"--repo", "-r", "--option", "-o", "--from-repo", "--password-file"}
-
-
-def verbs(log: Path) -> list[str]:
-    """The restic command (backup, restore, snapshots, ...) of each logged process."""
-    found = []
-    for line in log.read_text().splitlines() if log.exists() else ():
-        words = line.split("\x1f")
-        skip = False
-        for word in words:
-            if skip:
-                skip = False
-            elif word in _VALUED:
-                skip = True
-            elif not word.startswith("-"):
-                found.append(word)
-                break
-    return found
-
-
-def counting(ws: Workspace) -> Path:
-    """Put a logging wrapper of the real restic first on the workspace's PATH."""
-    real = shutil.which("restic", path=ws.env.get("PATH"))
-    assert real, "restic is not on PATH"
-    wrapper_dir = ws.root / "counting-bin"
-    wrapper_dir.mkdir()
-    log = ws.root / "restic-argv.log"
-    wrapper = wrapper_dir / "restic"
-    wrapper.write_text(
-        f"#!/bin/sh\n(IFS=$(printf '\\037'); printf '%s\\n' \"$*\") >> {log}\nexec {real} \"$@\"\n"
-    )
-    wrapper.chmod(0o755)
-    ws.env["PATH"] = f"{wrapper_dir}{os.pathsep}{ws.env.get('PATH', '')}"
-    return log
 
 
 def counted(log: Path, run: object) -> list[str]:
     """The verbs of the restic processes `run()` started."""
     log.unlink(missing_ok=True)
     run()  # type: ignore[operator]
-    return verbs(log)
+    return restic_verbs(log)
 
 
 def test_backup_and_restore_start_one_restic_each(workspace: Workspace) -> None:
     ws = workspace
-    log = counting(ws)
+    log = counting_restic(ws)
     # The first backup of a policy on a target: the catalog knows nothing yet, so the
     # repository is listed once (and `restic version` asked once, then remembered).
     first = counted(log, lambda: ws.orc("backup", "files", "--level", "full"))
@@ -110,7 +73,7 @@ def test_a_parent_removed_behind_our_back_falls_back_to_the_listing(
     from conftest import restic
 
     assert restic(ws.repo, "forget", second["id"]).returncode == 0
-    log = counting(ws)
+    log = counting_restic(ws)
     out = counted(log, lambda: ws.orc("backup", "files", "--level", "incremental"))
     # (`version` once: the wrapper is a new binary to the version cache)
     assert out == ["version", "backup", "snapshots", "backup"], out
@@ -129,7 +92,7 @@ def test_restore_of_an_id_the_catalog_does_not_know_lists_first(workspace: Works
     stranger = restic(ws.repo, "backup", "--tag", "policy:other", str(ws.data), "--json")
     assert stranger.returncode == 0, stranger.stderr
     other = next(s for s in restic_snapshots(ws.repo) if tag(s, "policy") == "other")
-    log = counting(ws)
+    log = counting_restic(ws)
     dest = ws.root / "x"
     bad = counted(
         log,

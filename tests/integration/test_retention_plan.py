@@ -12,9 +12,9 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Workspace, restic, restic_snapshots, tag
+from conftest import Workspace, counting_restic, restic, restic_snapshots, tag
 from test_daemon import HEAD, policy
-from test_process_counts import counted, counting
+from test_process_counts import counted
 
 from orchestrator.policies.keep import KEEP_RULES, Snap, rule_keeps
 from orchestrator.restic.commands import parse_time
@@ -78,7 +78,7 @@ def test_a_daemon_pass_plans_retention_with_one_listing_per_target(
     for name in names:
         for day in (2, 3):
             ws.orc("backup", name, "--level", "full", "--now", f"2026-03-0{day}T01:00")
-    log = counting(ws)
+    log = counting_restic(ws)
     # 12:00: the policies are seen for the first time, so no backup is due; retention is
     verbs = counted(log, lambda: ws.orc("run", "--due", "--now", "2026-03-03T12:00"))
     assert verbs.count("snapshots") == 1 and verbs.count("forget") == 1, verbs
