@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from orchestrator.catalog import SlotRecord
 from orchestrator.engine.due_rules import PassReport, forget_due, prune_due, rpo_breaches
+from orchestrator.errors import OrchestratorError
 
 if TYPE_CHECKING:
     from orchestrator.engine.context import Context
@@ -94,6 +95,29 @@ def retention_stage(ctx: Context, now: datetime, report: PassReport) -> None:
         error = prune_target(ctx, name)
         report.prunes.append((name, error))
         _close(ctx, rec, bool(error), error or "")
+
+
+AUDIT_REMOTE_MARK = "audit-checkpoint-remote"
+
+
+def audit_stage(ctx: Context, now: datetime) -> None:
+    """Once a day, a signed checkpoint of the audit log to every repository, the SFTP and
+    S3 ones included (automatic checkpoints reach only local ones, so that no audited
+    action waits on the network): every off-site copy then carries the log's state."""
+    if ctx.audit is None:
+        return
+    last = ctx.catalog.get_mark(AUDIT_REMOTE_MARK)
+    if last is not None and now - datetime.fromisoformat(last) < timedelta(days=1):
+        return
+    if not any(spec.kind != "local" for spec in ctx.config.targets.values()):
+        return
+    try:
+        _, _, places = ctx.audit.trail.checkpoint(remote=True)
+    except OrchestratorError as exc:
+        log.error("audit: the daily checkpoint could not be signed: %s", exc.message)
+        return
+    log.info("audit: daily checkpoint published to %s", ", ".join(places) or "no repository")
+    ctx.catalog.set_mark(AUDIT_REMOTE_MARK, now.isoformat(), now)
 
 
 def _claim(

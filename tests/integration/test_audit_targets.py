@@ -77,3 +77,20 @@ def test_no_checkpoint_is_written_where_no_repository_is(
     shutil.rmtree(ws.repo)
     ws.orc("audit", "checkpoint")
     assert not ws.repo.exists()  # a vanished repository is never re-created, not even a folder
+
+
+@pytest.mark.parametrize("remote", ["sftp", "s3"], indirect=True)
+def test_the_daemon_publishes_a_checkpoint_to_every_repository_daily(
+    remote: Remote, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """Automatic checkpoints reach local repositories only (no network wait inside an
+    audited action); the daemon's pass sends one to SFTP and S3 too, once a day."""
+    ws = workspace
+    ws.orc("run", "--due", "--now", "2026-03-04T12:00")
+    first = _read_back(remote, ws, "checkpoint", request)
+    ws.orc("backup", "files", "--level", "full")
+    ws.orc("run", "--due", "--now", "2026-03-04T18:00")  # the same day: not again
+    assert _read_back(remote, ws, "checkpoint", request) == first
+    ws.orc("run", "--due", "--now", "2026-03-05T12:00")  # a day later: the log's new state
+    later = _read_back(remote, ws, "checkpoint", request)
+    assert later != first and int(later.splitlines()[1]) > int(first.splitlines()[1])
