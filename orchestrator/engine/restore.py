@@ -16,7 +16,6 @@ import dataclasses
 import errno
 import glob
 import os
-import re
 import shutil
 import stat
 import uuid
@@ -256,20 +255,15 @@ def _catalog_snapshot(
     )
 
 
-# restic 0.14: "restoring <Snapshot 8aab2a57 of [/src] at 2026-... by root@vm> to /dir";
-# 0.18: "restoring snapshot 8aab2a57 of [/src] at ... by root@vm to /dir".
-_RESTORING = re.compile(r"restoring <?[Ss]napshot ([0-9a-f]{8,64}) of \[(.*?)\] at ")
-
-
 def _restored_snapshot(ctx: Context, policy: Policy, spec: TargetSpec, stdout: str) -> Snapshot:
     """Which snapshot restic chose for `latest`, from its own first line; its level from
     the catalog's run of that snapshot (unknown when the catalog has none)."""
-    found = _RESTORING.search(stdout)
+    found = commands.restored(stdout)
     if found is None:
         raise OrchestratorError(
             f"restore from target '{spec.name}': restic did not say which snapshot it restored"
         )
-    sid, paths = found.group(1), tuple(found.group(2).split())
+    sid, paths = found
     run = next(
         (
             r

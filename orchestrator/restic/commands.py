@@ -391,27 +391,35 @@ def ls(runner: Runner, repo: Repository, snapshot: str) -> tuple[list[LsNode], C
         item = json.loads(line)
         if item.get("struct_type") != "node":
             continue
-        mtime = item.get("mtime")
-        nodes.append(
-            LsNode(
-                path=item["path"],
-                type=item.get("type", ""),
-                size=int(item.get("size") or 0),
-                mtime=parse_time(mtime) if mtime else None,
-            )
-        )
+        nodes.append(_ls_node(item))
     return nodes, result
 
 
-# restore's first line names the snapshot it restores (0.14 '<Snapshot 1a2b3c4d of',
-# 0.18 'snapshot 1a2b3c4d of').
-_RESTORING = re.compile(r"restoring <?[Ss]napshot ([0-9a-f]{8,64}) of")
+def _ls_node(item: dict) -> LsNode:
+    mtime = item.get("mtime")
+    return LsNode(
+        path=item["path"],
+        type=item.get("type", ""),
+        size=int(item.get("size") or 0),
+        mtime=parse_time(mtime) if mtime else None,
+    )
+
+
+# restore's first line names the snapshot it restores and its paths (0.14 'restoring
+# <Snapshot 1a2b3c4d of [/src] at ...', 0.18 'restoring snapshot 1a2b3c4d of [/src] at').
+_RESTORING = re.compile(r"restoring <?[Ss]napshot ([0-9a-f]{8,64}) of \[(.*?)\] at ")
+
+
+def restored(stdout: str) -> tuple[str, tuple[str, ...]] | None:
+    """The (short) id and the paths of the snapshot a `restore` run says it restored."""
+    match = _RESTORING.search(stdout)
+    return (match.group(1), tuple(match.group(2).split())) if match else None
 
 
 def restored_snapshot(stdout: str) -> str | None:
     """The (short) id of the snapshot a `restore` run says it restored."""
-    match = _RESTORING.search(stdout)
-    return match.group(1) if match else None
+    found = restored(stdout)
+    return found[0] if found else None
 
 
 def ls_latest(
@@ -439,15 +447,7 @@ def ls_latest(
             continue
         if item.get("struct_type") != "node":
             continue
-        mtime = item.get("mtime")
-        nodes.append(
-            LsNode(
-                path=item["path"],
-                type=item.get("type", ""),
-                size=int(item.get("size") or 0),
-                mtime=parse_time(mtime) if mtime else None,
-            )
-        )
+        nodes.append(_ls_node(item))
     return snapshot, nodes, result
 
 
