@@ -35,6 +35,7 @@ Decisions, and why:
 from __future__ import annotations
 
 import calendar
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -384,35 +385,65 @@ def _merge(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], 
     return winner.level, tuple(e.name for e in entries), reason
 
 
-def _slots(
-    policy: Policy, groups: list[tuple[datetime, datetime, list[_Hit]]], zone: ZoneInfo
-) -> list[Slot]:
-    """One slot per group of (due, nominal time naming the key, hits); a policy's days
-    repeat a handful of entry combinations, so each is merged once."""
-    merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
-    slots = []
-    name, prefix, cache = policy.name, policy.name + "@", _instants(zone)
-    # The group's due is the UTC instant of its key's nominal time (see slots_between).
-    for _due, key_time, hits in groups:
-        indexes = (hits[0][0],) if len(hits) == 1 else tuple(sorted({h[0] for h in hits}))
-        if (merge := merged.get(indexes)) is None:
-            merge = merged[indexes] = _merge(tuple(policy.schedules[i] for i in indexes))
-        level, names, reason = merge
-        _, local, text = cache.get(key_time) or _instant(key_time, zone)
-        slots.append(Slot(name, prefix + text, local, level, names, reason))
-    return slots
+# One slot before it becomes a Slot: (UTC due, nominal local time naming the key, merge),
+# merge being (level, schedule names, reason). `plan` builds hundreds of thousands.
+SlotRow = tuple[datetime, datetime, tuple[Level, tuple[str, ...], str]]
+
+# An entry's nominal times in a window, with their UTC dues, shared by every policy that
+# has the same entry (10,000 policies repeat a few hundred distinct rules): keyed by
+# (calendar entry?, cron, month day, zone, lo, hi); cleared past a bound (a long daemon
+# asks for a new window every pass).
+_HITS: dict[tuple[Any, ...], list[tuple[datetime, datetime]]] = {}
+_DATED: dict[tuple[Any, ...], dict[date, tuple[datetime, datetime, tuple[int, ...]]]] = {}
+_HITS_MAX = 8192
 
 
-def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
-    """All slots of the policy whose due time is in (start, end], sorted by due.
+def _hits(
+    entry: ScheduleEntry, zone: ZoneInfo, lo: datetime, hi: datetime
+) -> list[tuple[datetime, datetime]]:
+    """(nominal, UTC due) of the entry's times in [lo, hi), computed once per distinct entry."""
+    key = (entry.name in CALENDAR_ENTRIES, entry.cron, entry.month_day, zone, lo, hi)
+    found = _HITS.get(key)
+    if found is None:
+        if len(_HITS) > _HITS_MAX:
+            _HITS.clear()
+            _DATED.clear()
+        cache = _instants(zone)
+        found = _HITS[key] = [
+            (n, (cache.get(n) or _instant(n, zone))[0]) for n in _entry_times(entry, lo, hi)
+        ]
+    return found
 
-    Works on whole local days around the window, since a calendar slot's due time
-    depends on every entry that falls on its date.
-    """
-    _require_aware("start", start)
-    _require_aware("end", end)
-    if end <= start or not policy.schedules:
-        return []
+
+def _dated(
+    entry: ScheduleEntry, index: int, zone: ZoneInfo, lo: datetime, hi: datetime
+) -> dict[date, tuple[datetime, datetime, tuple[int, ...]]]:
+    """A calendar entry's times by local date: {date: (UTC due, nominal, (index,))}, the
+    earliest (due, nominal) of the date; shared like _hits, never changed by a caller."""
+    key = (entry.name in CALENDAR_ENTRIES, entry.cron, entry.month_day, zone, lo, hi, index)
+    found = _DATED.get(key)
+    if found is None:
+        found = {}
+        for nominal, due in _hits(entry, zone, lo, hi):
+            day = nominal.date()
+            old = found.get(day)
+            if old is None or (due, nominal) < (old[0], old[1]):
+                found[day] = (due, nominal, (index,))
+        _DATED[key] = found
+    return found
+
+
+@lru_cache(maxsize=65536)
+def _merge_cached(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], str]:
+    return _merge(entries)
+
+
+@lru_cache(maxsize=256)
+def _window(
+    tz: str, start: datetime, end: datetime
+) -> tuple[ZoneInfo, datetime, datetime, datetime, datetime, datetime, datetime, bool]:
+    """(zone, calendar lo, hi, cron lo, hi, UTC start, end, steady) of a window: see
+    slots_between; steady when the zone's offset changes on none of its dates."""
     zone = ZoneInfo(tz)
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     # A nominal time falls due at an instant that reads at most a gap's length later,
@@ -424,51 +455,126 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     cron_hi = local_end.replace(tzinfo=None) + margin
     lo = datetime.combine(cron_lo.date(), time())
     hi = datetime.combine(cron_hi.date() + timedelta(days=1), time())
-
-    cache = _instants(zone)
-    by_date: dict[date, list[_Hit]] = {}
-    by_minute: dict[datetime, list[_Hit]] = {}
-    for index, entry in enumerate(policy.schedules):
-        if entry.name in CALENDAR_ENTRIES:
-            for nominal in _entry_times(entry, lo, hi):
-                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
-                day = nominal.date()
-                if (same_day := by_date.get(day)) is None:
-                    by_date[day] = [hit]
-                else:
-                    same_day.append(hit)
-        else:
-            for nominal in _entry_times(entry, cron_lo, cron_hi):
-                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
-                by_minute.setdefault(nominal, []).append(hit)
-
-    # Group by due instant: calendar groups first, so a cron slot due at the same
-    # instant joins the calendar slot and keeps its key.
-    groups: dict[datetime, tuple[datetime, list[_Hit]]] = {}
-    for hits in by_date.values():
-        first = hits[0] if len(hits) == 1 else min(hits, key=lambda h: (h[2], h[1]))
-        groups.setdefault(first[2], (first[1], []))[1].extend(hits)
-    for nominal in sorted(by_minute):
-        hits = by_minute[nominal]
-        groups.setdefault(hits[0][2], (nominal, []))[1].extend(hits)
-
-    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-    # Sort on the UTC instant: aware datetimes sharing one tzinfo compare by wall
-    # time, which is wrong across a fall-back. The key's text sorts like its time.
-    # Dues are unique (they key `groups`), so the sort compares them alone.
-    chosen = sorted(
-        (
-            (due, key_time, hits)
-            for due, (key_time, hits) in groups.items()
-            if start_utc < due <= end_utc
-        ),
-        key=_first,
+    steady = all(
+        _day_offset(zone, lo.date() + timedelta(days=k)) is not None
+        for k in range((hi - lo).days + 1)
     )
-    return _slots(policy, chosen, zone)
+    return zone, lo, hi, cron_lo, cron_hi, start.astimezone(UTC), end.astimezone(UTC), steady
 
 
-def _first(group: tuple[datetime, datetime, list[_Hit]]) -> datetime:
-    return group[0]
+def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[SlotRow]:
+    """slots_between's answer as rows (UTC due, key's nominal time, merge), sorted by due.
+
+    Works on whole local days around the window, since a calendar slot's due time
+    depends on every entry that falls on its date. Each entry's times come from _hits
+    (once per distinct entry and window), so a policy costs a copy of its first calendar
+    entry's dates and a step per date of its other entries."""
+    _require_aware("start", start)
+    _require_aware("end", end)
+    if end <= start or not policy.schedules:
+        return []
+    zone, lo, hi, cron_lo, cron_hi, start_utc, end_utc, steady = _window(tz, start, end)
+    schedules = policy.schedules
+    combined: dict[date, tuple[datetime, datetime, tuple[int, ...]]] | None = None
+    crons: list[int] = []
+    inserted = False
+    for index, entry in enumerate(schedules):
+        if entry.name not in CALENDAR_ENTRIES:
+            crons.append(index)
+        elif combined is None:
+            combined = _dated(entry, index, zone, lo, hi)
+            shared = True
+        else:
+            if shared:
+                combined, shared = dict(combined), False
+            for day, (due, nominal, _) in _dated(entry, index, zone, lo, hi).items():
+                old = combined.get(day)
+                if old is None:
+                    combined[day] = (due, nominal, (index,))
+                    inserted = True
+                elif (due, nominal) < (old[0], old[1]):
+                    combined[day] = (due, nominal, (*old[2], index))
+                else:
+                    combined[day] = (old[0], old[1], (*old[2], index))
+    # Calendar groups first, so a cron slot due at the same instant joins the calendar
+    # slot and keeps its key. Groups are keyed by due instant.
+    if combined is None:
+        days: list[tuple[datetime, datetime, tuple[int, ...]]] = []
+    elif inserted:
+        days = [combined[d] for d in sorted(combined)]
+    else:
+        days = list(combined.values())
+    groups: dict[datetime, tuple[datetime, tuple[int, ...]]]
+    if crons:
+        groups = {}
+        for due, nominal, indexes in days:
+            old_group = groups.get(due)
+            groups[due] = (
+                (nominal, indexes) if old_group is None else (old_group[0], old_group[1] + indexes)
+            )
+        by_minute: dict[datetime, list[tuple[int, datetime]]] = {}
+        for index in crons:
+            for nominal, due in _hits(schedules[index], zone, cron_lo, cron_hi):
+                by_minute.setdefault(nominal, []).append((index, due))
+        for nominal in sorted(by_minute):
+            hits = by_minute[nominal]
+            due = hits[0][1]
+            old_group = groups.get(due)
+            extra = tuple(i for i, _ in hits)
+            groups[due] = (
+                (nominal, extra) if old_group is None else (old_group[0], old_group[1] + extra)
+            )
+        picked = sorted(
+            ((due, nominal, indexes) for due, (nominal, indexes) in groups.items()),
+            key=_first,
+        )
+        picked = [p for p in picked if start_utc < p[0] <= end_utc]
+    else:
+        # Dates in order give dues in strictly increasing order (localizing is monotonic,
+        # and two dates' times meet only inside one gap): sure when the offset changes
+        # on no date of the window, else checked, and grouped as above when they meet.
+        picked = [d for d in days if start_utc < d[0] <= end_utc]
+        if not steady and any(a[0] >= b[0] for a, b in itertools.pairwise(picked)):
+            groups = {}
+            for due, nominal, indexes in picked:
+                old_group = groups.get(due)
+                groups[due] = (
+                    (nominal, indexes)
+                    if old_group is None
+                    else (old_group[0], old_group[1] + indexes)
+                )
+            picked = sorted(((due, n, i) for due, (n, i) in groups.items()), key=_first)
+    merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
+    rows: list[SlotRow] = []
+    for due, nominal, indexes in picked:
+        merge = merged.get(indexes)
+        if merge is None:
+            key = indexes if len(indexes) == 1 else tuple(sorted(set(indexes)))
+            merge = merged[indexes] = _merge_cached(tuple(schedules[i] for i in key))
+        rows.append((due, nominal, merge))
+    return rows
+
+
+def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
+    """All slots of the policy whose due time is in (start, end], sorted by due.
+
+    Works on whole local days around the window, since a calendar slot's due time
+    depends on every entry that falls on its date (slot_rows)."""
+    rows = slot_rows(policy, tz, start, end)
+    if not rows:
+        return []
+    name, prefix = policy.name, policy.name + "@"
+    zone = ZoneInfo(tz)
+    cache = _instants(zone)
+    slots = []
+    for _due, nominal, (level, names, reason) in rows:
+        _, local, text = cache.get(nominal) or _instant(nominal, zone)
+        slots.append(Slot(name, prefix + text, local, level, names, reason))
+    return slots
+
+
+def _first(row: tuple[datetime, datetime, tuple[int, ...]]) -> datetime:
+    return row[0]
 
 
 def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:
