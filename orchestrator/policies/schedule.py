@@ -35,8 +35,8 @@ Decisions, and why:
 from __future__ import annotations
 
 import calendar
-import itertools
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -49,9 +49,12 @@ from orchestrator.policies.model import LEVEL_RANK, Level, Policy, ScheduleEntry
 __all__ = [
     "CALENDAR_ENTRIES",
     "Slot",
+    "SlotRow",
     "catch_up_plan",
     "missed_slots",
     "next_slot",
+    "rows_to_slots",
+    "slot_rows",
     "slots_between",
 ]
 
@@ -301,6 +304,11 @@ def _rule(cron: str, month_day: int | None) -> _Rule | None:
     """The rule of a calendar entry's cron ("M H * * *", "M H * * W", "M H D * *").
 
     None for any other shape (an entry built by hand), which _cron then answers."""
+    return _plain_rule(cron, month_day) or _croniter_rule(cron, month_day)
+
+
+def _croniter_rule(cron: str, month_day: int | None) -> _Rule | None:
+    """_rule's answer from croniter's reading of the expression."""
     try:
         fields = _cron(cron).fields
     except Exception:
@@ -316,6 +324,31 @@ def _rule(cron: str, month_day: int | None) -> _Rule | None:
         return _Rule(at, weekday=next(iter(weekdays)))
     if weekdays is None and days is not None and len(days) == 1:
         return _Rule(at, day=next(iter(days)))
+    return None
+
+
+def _plain_rule(cron: str, month_day: int | None) -> _Rule | None:
+    """_rule's answer for the shapes policies.toml makes ("M H * * *", "M H * * W",
+    "M H D * *", plain numbers in range), read without croniter: 10,000 policies hold
+    hundreds of distinct times. None for anything else (croniter decides)."""
+    fields = cron.split()
+    if len(fields) != 5 or fields[3] != "*":
+        return None
+    minute, hour, day, _, weekday = fields
+    if not (minute.isdigit() and hour.isdigit() and minute.isascii() and hour.isascii()):
+        return None
+    if int(minute) > 59 or int(hour) > 23:
+        return None
+    at = time(int(hour), int(minute))
+    if month_day is not None:  # the day field is month_day's, or its clamped value
+        plain_day = day == "*" or (day.isascii() and day.isdigit() and 1 <= int(day) <= 31)
+        return _Rule(at, day=month_day, clamp=True) if weekday == "*" and plain_day else None
+    if day == "*" and weekday == "*":
+        return _Rule(at)
+    if day == "*" and weekday.isascii() and weekday.isdigit() and int(weekday) <= 7:
+        return _Rule(at, weekday=(int(weekday) - 1) % 7)
+    if weekday == "*" and day.isascii() and day.isdigit() and 1 <= int(day) <= 31:
+        return _Rule(at, day=int(day))
     return None
 
 
@@ -385,16 +418,18 @@ def _merge(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], 
     return winner.level, tuple(e.name for e in entries), reason
 
 
-# One slot before it becomes a Slot: (UTC due, nominal local time naming the key, merge),
-# merge being (level, schedule names, reason). `plan` builds hundreds of thousands.
-SlotRow = tuple[datetime, datetime, tuple[Level, tuple[str, ...], str]]
+# One slot before it becomes a Slot: (UTC due, nominal local time naming the key, merge,
+# positions of its entries in policy.schedules), merge being (level, schedule names,
+# reason). `plan` handles hundreds of thousands of these.
+_Merge = tuple[Level, tuple[str, ...], str]
+SlotRow = tuple[datetime, datetime, _Merge, tuple[int, ...]]
 
 # An entry's nominal times in a window, with their UTC dues, shared by every policy that
 # has the same entry (10,000 policies repeat a few hundred distinct rules): keyed by
 # (calendar entry?, cron, month day, zone, lo, hi); cleared past a bound (a long daemon
 # asks for a new window every pass).
 _HITS: dict[tuple[Any, ...], list[tuple[datetime, datetime]]] = {}
-_DATED: dict[tuple[Any, ...], dict[date, tuple[datetime, datetime, tuple[int, ...]]]] = {}
+_DATED: dict[tuple[Any, ...], dict[date, SlotRow]] = {}
 _HITS_MAX = 8192
 
 
@@ -405,7 +440,7 @@ def _hits(
     key = (entry.name in CALENDAR_ENTRIES, entry.cron, entry.month_day, zone, lo, hi)
     found = _HITS.get(key)
     if found is None:
-        if len(_HITS) > _HITS_MAX:
+        if len(_HITS) > _HITS_MAX or len(_DATED) > _HITS_MAX:
             _HITS.clear()
             _DATED.clear()
         cache = _instants(zone)
@@ -417,25 +452,44 @@ def _hits(
 
 def _dated(
     entry: ScheduleEntry, index: int, zone: ZoneInfo, lo: datetime, hi: datetime
-) -> dict[date, tuple[datetime, datetime, tuple[int, ...]]]:
-    """A calendar entry's times by local date: {date: (UTC due, nominal, (index,))}, the
-    earliest (due, nominal) of the date; shared like _hits, never changed by a caller."""
-    key = (entry.name in CALENDAR_ENTRIES, entry.cron, entry.month_day, zone, lo, hi, index)
+) -> dict[date, SlotRow]:
+    """A calendar entry's slots by local date, as if it were the policy's only calendar
+    entry: {date: row} at the earliest (due, nominal) of the date, in date order; shared
+    like _hits (a caller copies before changing it)."""
+    key = (entry, index, zone, lo, hi)
     found = _DATED.get(key)
     if found is None:
+        merge = _merge_cached((entry,))
         found = {}
         for nominal, due in _hits(entry, zone, lo, hi):
             day = nominal.date()
             old = found.get(day)
             if old is None or (due, nominal) < (old[0], old[1]):
-                found[day] = (due, nominal, (index,))
+                found[day] = (due, nominal, merge, (index,))
         _DATED[key] = found
     return found
 
 
 @lru_cache(maxsize=65536)
-def _merge_cached(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], str]:
+def _merge_cached(entries: tuple[ScheduleEntry, ...]) -> _Merge:
     return _merge(entries)
+
+
+def _merge_of(schedules: tuple[ScheduleEntry, ...], indexes: tuple[int, ...]) -> _Merge:
+    return _merge_cached(tuple(schedules[i] for i in sorted(set(indexes))))
+
+
+class _Merges(dict[tuple[int, ...], _Merge]):
+    """The merge of entry positions of one policy, each made once (a policy repeats a
+    handful of combinations)."""
+
+    def __init__(self, schedules: tuple[ScheduleEntry, ...]) -> None:
+        super().__init__()
+        self.schedules = schedules
+
+    def __missing__(self, indexes: tuple[int, ...]) -> _Merge:
+        merge = self[indexes] = _merge_of(self.schedules, indexes)
+        return merge
 
 
 @lru_cache(maxsize=256)
@@ -463,10 +517,11 @@ def _window(
 
 
 def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[SlotRow]:
-    """slots_between's answer as rows (UTC due, key's nominal time, merge), sorted by due.
+    """slots_between's answer as rows (UTC due, key's nominal time, merge, entry
+    positions), sorted by due.
 
     Works on whole local days around the window, since a calendar slot's due time
-    depends on every entry that falls on its date. Each entry's times come from _hits
+    depends on every entry that falls on its date. Each entry's dates come from _dated
     (once per distinct entry and window), so a policy costs a copy of its first calendar
     entry's dates and a step per date of its other entries."""
     _require_aware("start", start)
@@ -475,84 +530,66 @@ def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[S
         return []
     zone, lo, hi, cron_lo, cron_hi, start_utc, end_utc, steady = _window(tz, start, end)
     schedules = policy.schedules
-    combined: dict[date, tuple[datetime, datetime, tuple[int, ...]]] | None = None
+    combined: dict[date, SlotRow] | None = None
+    merged = _Merges(schedules)
     crons: list[int] = []
-    inserted = False
+    inserted = shared = False
     for index, entry in enumerate(schedules):
         if entry.name not in CALENDAR_ENTRIES:
             crons.append(index)
         elif combined is None:
-            combined = _dated(entry, index, zone, lo, hi)
-            shared = True
+            combined, shared = _dated(entry, index, zone, lo, hi), True
         else:
             if shared:
                 combined, shared = dict(combined), False
-            for day, (due, nominal, _) in _dated(entry, index, zone, lo, hi).items():
+            for day, row in _dated(entry, index, zone, lo, hi).items():
                 old = combined.get(day)
                 if old is None:
-                    combined[day] = (due, nominal, (index,))
+                    combined[day] = row
                     inserted = True
-                elif (due, nominal) < (old[0], old[1]):
-                    combined[day] = (due, nominal, (*old[2], index))
-                else:
-                    combined[day] = (old[0], old[1], (*old[2], index))
+                    continue
+                indexes = (*old[3], index)
+                first = row if (row[0], row[1]) < (old[0], old[1]) else old
+                combined[day] = (first[0], first[1], merged[indexes], indexes)
     # Calendar groups first, so a cron slot due at the same instant joins the calendar
-    # slot and keeps its key. Groups are keyed by due instant.
+    # slot and keeps its key.
     if combined is None:
-        days: list[tuple[datetime, datetime, tuple[int, ...]]] = []
+        days: list[SlotRow] = []
     elif inserted:
         days = [combined[d] for d in sorted(combined)]
     else:
         days = list(combined.values())
-    groups: dict[datetime, tuple[datetime, tuple[int, ...]]]
-    if crons:
-        groups = {}
-        for due, nominal, indexes in days:
-            old_group = groups.get(due)
-            groups[due] = (
-                (nominal, indexes) if old_group is None else (old_group[0], old_group[1] + indexes)
-            )
-        by_minute: dict[datetime, list[tuple[int, datetime]]] = {}
-        for index in crons:
-            for nominal, due in _hits(schedules[index], zone, cron_lo, cron_hi):
-                by_minute.setdefault(nominal, []).append((index, due))
-        for nominal in sorted(by_minute):
-            hits = by_minute[nominal]
-            due = hits[0][1]
-            old_group = groups.get(due)
-            extra = tuple(i for i, _ in hits)
-            groups[due] = (
-                (nominal, extra) if old_group is None else (old_group[0], old_group[1] + extra)
-            )
-        picked = sorted(
-            ((due, nominal, indexes) for due, (nominal, indexes) in groups.items()),
-            key=_first,
-        )
-        picked = [p for p in picked if start_utc < p[0] <= end_utc]
-    else:
+    if not crons and steady:
         # Dates in order give dues in strictly increasing order (localizing is monotonic,
-        # and two dates' times meet only inside one gap): sure when the offset changes
-        # on no date of the window, else checked, and grouped as above when they meet.
-        picked = [d for d in days if start_utc < d[0] <= end_utc]
-        if not steady and any(a[0] >= b[0] for a, b in itertools.pairwise(picked)):
-            groups = {}
-            for due, nominal, indexes in picked:
-                old_group = groups.get(due)
-                groups[due] = (
-                    (nominal, indexes)
-                    if old_group is None
-                    else (old_group[0], old_group[1] + indexes)
-                )
-            picked = sorted(((due, n, i) for due, (n, i) in groups.items()), key=_first)
-    merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
-    rows: list[SlotRow] = []
-    for due, nominal, indexes in picked:
-        merge = merged.get(indexes)
-        if merge is None:
-            key = indexes if len(indexes) == 1 else tuple(sorted(set(indexes)))
-            merge = merged[indexes] = _merge_cached(tuple(schedules[i] for i in key))
-        rows.append((due, nominal, merge))
-    return rows
+        # and two dates' times could meet only inside one gap, and the offset changes on
+        # no date here): the window is a slice.
+        return days[
+            bisect_right(days, start_utc, key=_first) : bisect_right(days, end_utc, key=_first)
+        ]
+    # Grouped by due instant (unique, so sorting compares dues alone).
+    groups: dict[datetime, tuple[datetime, tuple[int, ...]]] = {}
+    for due, nominal, _, indexes in days:
+        old_group = groups.get(due)
+        groups[due] = (
+            (nominal, indexes) if old_group is None else (old_group[0], old_group[1] + indexes)
+        )
+    by_minute: dict[datetime, list[tuple[int, datetime]]] = {}
+    for index in crons:
+        for nominal, due in _hits(schedules[index], zone, cron_lo, cron_hi):
+            by_minute.setdefault(nominal, []).append((index, due))
+    for nominal in sorted(by_minute):
+        hits = by_minute[nominal]
+        due = hits[0][1]
+        old_group = groups.get(due)
+        extra = tuple(i for i, _ in hits)
+        groups[due] = (
+            (nominal, extra) if old_group is None else (old_group[0], old_group[1] + extra)
+        )
+    return [
+        (due, nominal, merged[indexes], indexes)
+        for due, (nominal, indexes) in sorted(groups.items(), key=_first)
+        if start_utc < due <= end_utc
+    ]
 
 
 def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
@@ -560,20 +597,24 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
 
     Works on whole local days around the window, since a calendar slot's due time
     depends on every entry that falls on its date (slot_rows)."""
-    rows = slot_rows(policy, tz, start, end)
+    return rows_to_slots(policy.name, tz, slot_rows(policy, tz, start, end))
+
+
+def rows_to_slots(name: str, tz: str, rows: list[SlotRow]) -> list[Slot]:
+    """The Slots of a policy's slot_rows: the due in the zone, the key from the nominal."""
     if not rows:
         return []
-    name, prefix = policy.name, policy.name + "@"
+    prefix = name + "@"
     zone = ZoneInfo(tz)
     cache = _instants(zone)
     slots = []
-    for _due, nominal, (level, names, reason) in rows:
+    for _due, nominal, (level, names, reason), _ in rows:
         _, local, text = cache.get(nominal) or _instant(nominal, zone)
         slots.append(Slot(name, prefix + text, local, level, names, reason))
     return slots
 
 
-def _first(row: tuple[datetime, datetime, tuple[int, ...]]) -> datetime:
+def _first(row: tuple[datetime, Any]) -> datetime:
     return row[0]
 
 

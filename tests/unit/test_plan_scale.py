@@ -240,3 +240,68 @@ def test_ordered_is_by_instant_then_policy_and_target() -> None:
     assert got == expected
     assert [p for _, p, _ in got] == ["z", "b", "c", "a", "a", "b", "c"]
     assert ordered([]) == []
+
+
+# ---------------------------------------------------------------- calendar rules
+
+RULE_CASES = [
+    # (cron, month_day): the shapes the loader makes, and others croniter must decide
+    ("30 2 * * *", None),
+    ("0 0 * * *", None),
+    ("59 23 * * *", None),
+    ("05 04 * * *", None),
+    ("7 3 * * 1", None),
+    ("7 3 * * 0", None),
+    ("7 3 * * 7", None),
+    ("0 1 15 * *", None),
+    ("0 1 31 * *", None),
+    ("0 1 1 * *", 1),
+    ("0 1 31 * *", 31),
+    ("0 1 29 * *", 29),
+    ("0 1 * * *", 30),
+    ("0 1 15 * 2", 15),
+    ("0 1 15 * 2", None),
+    ("*/5 1 * * *", None),
+    ("0 1-3 * * *", None),
+    ("0 1 * 2 *", None),
+    ("0 1 L * *", None),
+    ("0 1 * * 1#2", None),
+    ("0 1 * * mon", None),
+    ("0 1 1,15 * *", None),
+]
+
+
+@pytest.mark.parametrize(("cron", "month_day"), RULE_CASES)
+def test_plain_rule_reads_what_croniter_reads(cron: str, month_day: int | None) -> None:
+    from orchestrator.policies.schedule import _croniter_rule, _plain_rule
+
+    plain = _plain_rule(cron, month_day)
+    assert plain is None or plain == _croniter_rule(cron, month_day)
+    # the loader's shapes never need croniter
+    minute, hour, *rest = cron.split()
+    if minute.isdigit() and hour.isdigit() and rest in (["*", "*", "*"], ["*", "*", "1"]):
+        assert plain is not None
+
+
+# Runs for the shortcut of decide_levels (no run after the first can be upgraded).
+SHORT = [("incremental", day(n)) for n in range(1, 20)]
+SHORT_MIXED = [(("full", "differential", "incremental")[n % 3], day(n)) for n in range(1, 30)]
+SHORTCUT_CASES = [
+    (SHORT, History(None, None), 35),  # new target: first upgraded, rest as asked
+    (SHORT, History(None, None), 18),  # the first full ages past the interval: no shortcut
+    (SHORT, History(None, None), 17),
+    (SHORT, History(day(0), day(0)), 19),  # the full serves to the last run
+    (SHORT, History(day(0), day(0)), 18),  # ... but for the last
+    (SHORT, History(None, day(0)), 35),  # snapshots but no full
+    (SHORT, History(day(0), day(0), True), 35),  # failed full
+    (SHORT_MIXED, History(None, None), 35),
+    (SHORT_MIXED, History(day(-10), day(0)), 35),
+    (SHORT_MIXED, History(day(-10), day(0)), 5),
+    (SHORT_MIXED[1:], History(None, None), 0),
+    (SHORT[:1], History(None, None), 0),
+]
+
+
+@pytest.mark.parametrize(("planned", "history", "max_full"), SHORTCUT_CASES)
+def test_decide_levels_shortcut_is_decide_level_run_by_run(planned, history, max_full) -> None:
+    assert decide_levels(planned, history, max_full) == one_by_one(planned, history, max_full)
