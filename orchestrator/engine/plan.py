@@ -64,7 +64,9 @@ def plan_parts(
         rows = slot_rows(policy, tz, start, end)
         if not rows:
             continue
-        asked = [(row[2][0], row[0]) for row in rows]
+        # The due in the zone, as the slot has it (Slot.due): the level rules' ages are
+        # differences of these, as they were when plan asked run by run.
+        asked = [(row[2][0], row[4]) for row in rows]
         targets = []
         for target in sorted(policy.targets):
             if (name, target) in with_runs:

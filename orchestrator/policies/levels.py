@@ -177,6 +177,9 @@ def _all_as_asked(
     if not set(asked) <= _LEVEL_SET:
         return None  # decide_level says which level is unknown
     last_due = planned[-1][1]
+    # Dues in one zone subtract as wall times, which a fall-back night takes out of order
+    # by at most its repeated hours: the last run's age with that margin bounds them all.
+    interval -= _FOLD_MARGIN
     full = history.newest_full
     if full is not None and not history.last_full_failed and last_due - full <= interval:
         return [_AS_ASKED.get(a) or _as_asked(a) for a in asked]
@@ -191,3 +194,4 @@ def _all_as_asked(
 
 
 _LEVEL_SET = frozenset(LEVELS)
+_FOLD_MARGIN = timedelta(hours=3)

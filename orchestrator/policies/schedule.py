@@ -419,10 +419,10 @@ def _merge(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], 
 
 
 # One slot before it becomes a Slot: (UTC due, nominal local time naming the key, merge,
-# positions of its entries in policy.schedules), merge being (level, schedule names,
-# reason). `plan` handles hundreds of thousands of these.
+# positions of its entries in policy.schedules, the due in the zone: Slot.due), merge
+# being (level, schedule names, reason). `plan` handles hundreds of thousands of these.
 _Merge = tuple[Level, tuple[str, ...], str]
-SlotRow = tuple[datetime, datetime, _Merge, tuple[int, ...]]
+SlotRow = tuple[datetime, datetime, _Merge, tuple[int, ...], datetime]
 
 # An entry's nominal times in a window, with their UTC dues, shared by every policy that
 # has the same entry (10,000 policies repeat a few hundred distinct rules): keyed by
@@ -460,12 +460,14 @@ def _dated(
     found = _DATED.get(key)
     if found is None:
         merge = _merge_cached((entry,))
+        cache = _instants(zone)
         found = {}
         for nominal, due in _hits(entry, zone, lo, hi):
             day = nominal.date()
             old = found.get(day)
             if old is None or (due, nominal) < (old[0], old[1]):
-                found[day] = (due, nominal, merge, (index,))
+                local = (cache.get(nominal) or _instant(nominal, zone))[1]
+                found[day] = (due, nominal, merge, (index,), local)
         _DATED[key] = found
     return found
 
@@ -550,7 +552,7 @@ def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[S
                     continue
                 indexes = (*old[3], index)
                 first = row if (row[0], row[1]) < (old[0], old[1]) else old
-                combined[day] = (first[0], first[1], merged[indexes], indexes)
+                combined[day] = (first[0], first[1], merged[indexes], indexes, first[4])
     # Calendar groups first, so a cron slot due at the same instant joins the calendar
     # slot and keeps its key.
     if combined is None:
@@ -568,7 +570,7 @@ def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[S
         ]
     # Grouped by due instant (unique, so sorting compares dues alone).
     groups: dict[datetime, tuple[datetime, tuple[int, ...]]] = {}
-    for due, nominal, _, indexes in days:
+    for due, nominal, _, indexes, _ in days:
         old_group = groups.get(due)
         groups[due] = (
             (nominal, indexes) if old_group is None else (old_group[0], old_group[1] + indexes)
@@ -585,8 +587,9 @@ def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[S
         groups[due] = (
             (nominal, extra) if old_group is None else (old_group[0], old_group[1] + extra)
         )
+    cache = _instants(zone)
     return [
-        (due, nominal, merged[indexes], indexes)
+        (due, nominal, merged[indexes], indexes, (cache.get(nominal) or _instant(nominal, zone))[1])
         for due, (nominal, indexes) in sorted(groups.items(), key=_first)
         if start_utc < due <= end_utc
     ]
@@ -608,8 +611,8 @@ def rows_to_slots(name: str, tz: str, rows: list[SlotRow]) -> list[Slot]:
     zone = ZoneInfo(tz)
     cache = _instants(zone)
     slots = []
-    for _due, nominal, (level, names, reason), _ in rows:
-        _, local, text = cache.get(nominal) or _instant(nominal, zone)
+    for _due, nominal, (level, names, reason), _, local in rows:
+        text = (cache.get(nominal) or _instant(nominal, zone))[2]
         slots.append(Slot(name, prefix + text, local, level, names, reason))
     return slots
 

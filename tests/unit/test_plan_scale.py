@@ -305,3 +305,142 @@ SHORTCUT_CASES = [
 @pytest.mark.parametrize(("planned", "history", "max_full"), SHORTCUT_CASES)
 def test_decide_levels_shortcut_is_decide_level_run_by_run(planned, history, max_full) -> None:
     assert decide_levels(planned, history, max_full) == one_by_one(planned, history, max_full)
+
+
+# ---------------------------------------------------------------- the whole plan
+
+PLAN_POLICIES = """\
+[orchestrator]
+state_dir = "var"
+timezone = "Europe/Berlin"
+max_full_interval_days = 10
+
+[targets.local]
+kind = "local"
+path = "repo"
+password = "secret:x"
+
+[targets.offsite]
+kind = "local"
+path = "repo2"
+password = "secret:x"
+
+[policies.files]
+importance = "normal"
+sources = ["data"]
+targets = ["local", "offsite"]
+daily   = { at = "02:30", level = "incremental" }
+weekly  = { on = "sun", at = "01:00", level = "differential" }
+monthly = { day = 31, at = "02:30", level = "full" }
+
+[policies.db]
+importance = "normal"
+sources = ["data"]
+targets = ["local"]
+daily = { at = "02:30", level = "incremental" }
+schedules = [
+  { cron = "30 2 * * *", level = "differential" },
+  { cron = "15 */6 * * *", level = "incremental" },
+]
+
+[policies.a-long-policy-name]
+importance = "normal"
+sources = ["data"]
+targets = ["offsite"]
+weekly  = { on = "mon", at = "23:59", level = "incremental" }
+
+[policies.quiet]
+importance = "normal"
+sources = ["data"]
+targets = ["local"]
+monthly = { day = 15, at = "00:00", level = "full" }
+"""
+
+
+def _plan_context(tmp_path, runs):
+    from orchestrator.catalog import RunRecord
+    from orchestrator.catalog.sqlite import SqliteCatalog
+    from orchestrator.engine.context import Context
+    from orchestrator.policies.loader import load_config
+    from orchestrator.restic.runner import Runner
+    from orchestrator.security.secrets import SecretStore
+
+    (tmp_path / "policies.toml").write_text(PLAN_POLICIES)
+    config = load_config(tmp_path / "policies.toml")
+    catalog = SqliteCatalog(tmp_path / "var" / "catalog.sqlite")
+    for i, (policy, target, when, level, outcome) in enumerate(runs):
+        catalog.start_run(
+            RunRecord(
+                id=f"run{i}",
+                kind="backup",
+                policy=policy,
+                target=target,
+                started_at=when,
+                host="h",
+                pid=1,
+                asked_level=level,
+                level=level,
+                outcome=outcome,
+                finished_at=when + timedelta(minutes=5),
+                snapshot_id=f"{i:08d}" if outcome == "success" else None,
+            )
+        )
+    return Context(config, catalog, Runner(), SecretStore(tmp_path / "var"))
+
+
+PLAN_HISTORIES = [
+    [],
+    [("files", "local", datetime(2026, 10, 20, 1, tzinfo=UTC), "full", "success")],
+    [
+        ("files", "offsite", datetime(2026, 10, 1, 1, tzinfo=UTC), "full", "success"),
+        ("files", "offsite", datetime(2026, 10, 19, 1, tzinfo=UTC), "full", "failed"),
+        ("db", "local", datetime(2026, 10, 19, 1, tzinfo=UTC), "incremental", "success"),
+    ],
+]
+# Windows across the fall-back night (25 Oct 2026), the spring-forward night (28 Mar
+# 2027), month ends and one short window.
+PLAN_WINDOWS = [
+    (datetime(2026, 10, 21, 10, tzinfo=UTC), 31),
+    (datetime(2027, 3, 20, 23, 30, tzinfo=UTC), 14),
+    (datetime(2026, 11, 24, 10, tzinfo=UTC), 3),
+    (datetime(2026, 10, 24, 23, 59, tzinfo=UTC), 1),
+]
+
+
+@pytest.mark.parametrize("history", range(len(PLAN_HISTORIES)))
+@pytest.mark.parametrize(("start", "days"), PLAN_WINDOWS)
+def test_plan_parts_and_table_are_the_run_by_run_plan(tmp_path, history, start, days) -> None:
+    """plan_parts (shared calendar rows, decide_levels' shortcut) and plan_table_pieces
+    (no object per run) give the plan made the plain way: slots_between per policy,
+    decide_level run by run, ordered by instant, policy, target, drawn by `table`."""
+    from orchestrator.engine.plan import history_before, plan, plan_parts
+    from orchestrator.policies.schedule import slots_between
+    from orchestrator.render.listing import plan_table_pieces
+
+    ctx = _plan_context(tmp_path, PLAN_HISTORIES[history])
+    settings = ctx.config.settings
+    expected = []
+    for name, policy in ctx.config.policies.items():
+        slots = slots_between(policy, settings.timezone, start, start + timedelta(days=days))
+        for target in policy.targets:
+            trail = ctx.catalog.run_trail(name, target, "backup")
+            known = history_before(trail, start)
+            made = one_by_one([(s.level, s.due) for s in slots], known, 10)
+            expected += [(s, target, d) for s, d in zip(slots, made, strict=True)]
+    expected.sort(key=lambda r: (r[0].due.astimezone(UTC), r[0].policy, r[1]))
+    got = plan(ctx, start, days)
+    assert [(r.slot, r.target, r.decision) for r in got] == expected
+    assert len(expected) > days  # every window has runs
+    text = "".join(plan_table_pieces(plan_parts(ctx, start, days), settings.timezone))
+    drawn = table(
+        ["due", "policy", "target", "level", "why"],
+        [[s.due, s.policy, t, d.level, f"{s.reason}; {d.reason}"] for s, t, d in expected],
+    )
+    assert text == drawn + "\n"
+    ctx.catalog.close()
+
+
+def test_plan_table_of_nothing(tmp_path) -> None:
+    from orchestrator.render.listing import plan_table_pieces
+
+    assert "".join(plan_table_pieces([], "UTC")) == "nothing scheduled in this window\n"
