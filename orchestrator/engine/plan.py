@@ -17,12 +17,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import NamedTuple
 
 from orchestrator.catalog import GOOD_OUTCOMES
 from orchestrator.engine.context import Context
 from orchestrator.policies.levels import History, LevelDecision, decide_levels
 from orchestrator.policies.schedule import Slot, SlotRow, rows_to_slots, slot_rows
+
+# Of a SlotRow: its merge and its due in the zone; of a merge: the level.
+_MERGE, _LOCAL, _LEVEL = itemgetter(2), itemgetter(4), itemgetter(0)
 
 # A full attempt that counts for `last_full_failed`: a run refused as busy (skipped) was
 # no attempt (engine/backup.py:last_full_failed).
@@ -66,7 +70,7 @@ def plan_parts(
             continue
         # The due in the zone, as the slot has it (Slot.due): the level rules' ages are
         # differences of these, as they were when plan asked run by run.
-        asked = [(row[2][0], row[4]) for row in rows]
+        asked = list(zip(map(_LEVEL, map(_MERGE, rows)), map(_LOCAL, rows), strict=True))
         targets = []
         for target in sorted(policy.targets):
             if (name, target) in with_runs:

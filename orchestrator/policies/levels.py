@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Literal
 
 from orchestrator.policies.model import LEVELS, Level
@@ -173,16 +174,20 @@ def _all_as_asked(
 
     Every run is then "as asked", so the answer is a lookup per run; a month of 10,000
     policies is mostly this."""
-    asked = [a for a, _ in planned]
-    if not set(asked) <= _LEVEL_SET:
+    asked = list(map(_ASKED, planned))
+    kinds = set(asked)
+    if not kinds <= _LEVEL_SET:
         return None  # decide_level says which level is unknown
+    for kind in kinds - _AS_ASKED.keys():
+        _as_asked(kind)
+    as_asked = _AS_ASKED.__getitem__
     last_due = planned[-1][1]
     # Dues in one zone subtract as wall times, which a fall-back night takes out of order
     # by at most its repeated hours: the last run's age with that margin bounds them all.
     interval -= _FOLD_MARGIN
     full = history.newest_full
     if full is not None and not history.last_full_failed and last_due - full <= interval:
-        return [_AS_ASKED.get(a) or _as_asked(a) for a in asked]
+        return list(map(as_asked, asked))
     first_asked, first_due = planned[0]
     if history.newest_any is None and not history.last_full_failed:  # a new target
         first = _FIRST_ON_NEW.get(first_asked) or _first_on_new(first_asked)
@@ -190,8 +195,11 @@ def _all_as_asked(
         first = decide_level(first_asked, history, first_due, max_full_interval_days)
     if first.level != "full" or last_due - first_due > interval:
         return None
-    return [first, *[_AS_ASKED.get(a) or _as_asked(a) for a in asked[1:]]]
+    out = list(map(as_asked, asked))
+    out[0] = first
+    return out
 
 
 _LEVEL_SET = frozenset(LEVELS)
 _FOLD_MARGIN = timedelta(hours=3)
+_ASKED = itemgetter(0)

@@ -62,25 +62,20 @@ def plan_table_pieces(parts: Sequence[Any], tz: str) -> Iterator[str]:
         return
     w1 = max(len("POLICY"), *(len(part.policy) for part in parts))
     w2 = max(len("TARGET"), *(len(t) for part in parts for t, _ in part.targets))
-    # Objects by id: the parts hold every merge and decision alive while this runs.
-    # Objects by id: the parts hold every merge and decision alive while this runs, and
-    # share most of them (a policy's rows and decisions are a handful of objects).
-    merges: dict[int, Any] = {}
+    # Decisions by id (the parts hold them alive while this runs, and share most: one
+    # pass per target to find the few new ones); merges are found when first needed.
     decisions: dict[int, Any] = {}
     for part in parts:
-        seen = set(map(id, map(_MERGE, part.rows)))
-        if not seen <= merges.keys():
-            merges.update((id(row[2]), row[2]) for row in part.rows)
         for _, made in part.targets:
-            seen = set(map(id, made))
-            if not seen <= decisions.keys():
+            if not set(map(id, made)) <= decisions.keys():
                 decisions.update((id(d), d) for d in made)
     w3 = max(len("LEVEL"), *(len(d.level) for d in decisions.values()))
-    cells = _Cells(merges, decisions, w3)  # (id of merge, id of decision): LEVEL and WHY
+    cells = _Cells(decisions, w3)  # (id of merge, id of decision): LEVEL and WHY
     by_due: defaultdict[datetime, list[str]] = defaultdict(list)
     append, cell = list.append, cells.__getitem__
     # Per run only C-level iteration (map, zip): 330,000 runs in a few tenths of a second.
     for part in parts:
+        cells.rows = part.rows
         lists = list(map(by_due.__getitem__, map(_DUE, part.rows)))
         ids = list(map(id, map(_MERGE, part.rows)))
         for target, made in part.targets:
@@ -92,33 +87,26 @@ def plan_table_pieces(parts: Sequence[Any], tz: str) -> Iterator[str]:
     texts = [_cell(due.astimezone(zone)) for due in dues]
     w0 = max(len("DUE"), *(len(text) for text in texts))
     yield f"{'DUE':<{w0}}  {'POLICY':<{w1}}  {'TARGET':<{w2}}  {'LEVEL':<{w3}}  WHY\n"
-    piece: list[str] = []
-    size = 0
-    for due, text in zip(dues, texts, strict=True):
+    for due, text in zip(dues, texts, strict=True):  # a piece per instant
         lead = f"{text:<{w0}}"
-        lines = by_due[due]
-        piece.append(lead + ("\n" + lead).join(lines) + "\n")
-        size += len(lines)
-        if size >= 10_000:
-            yield "".join(piece)
-            piece, size = [], 0
-    if piece:
-        yield "".join(piece)
+        yield lead + ("\n" + lead).join(by_due.pop(due)) + "\n"
 
 
 _DUE, _MERGE = itemgetter(0), itemgetter(2)  # of a slot row (policies/schedule.py:SlotRow)
 
 
 class _Cells(dict[tuple[int, int], str]):
-    """The LEVEL and WHY cells of (id of merge, id of decision), made when first asked
-    (for a plan with too many distinct reasons to make every pair up front)."""
+    """The LEVEL and WHY cells of (id of merge, id of decision), each made when first
+    asked; the merge is one of the current part's `rows`."""
 
-    def __init__(self, merges: dict[int, Any], decisions: dict[int, Any], width: int) -> None:
+    def __init__(self, decisions: dict[int, Any], width: int) -> None:
         super().__init__()
-        self.merges, self.decisions, self.width = merges, decisions, width
+        self.decisions, self.width = decisions, width
+        self.rows: Sequence[Any] = ()
 
     def __missing__(self, key: tuple[int, int]) -> str:
-        merge, decision = self.merges[key[0]], self.decisions[key[1]]
+        merge = next(row[2] for row in self.rows if id(row[2]) == key[0])
+        decision = self.decisions[key[1]]
         cell = f"{decision.level:<{self.width}}  {merge[2]}; {decision.reason}".rstrip()
         self[key] = cell
         return cell
