@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -407,15 +408,17 @@ def _key(policy: str, nominal: datetime) -> str:
     return f"{policy}@{nominal.isoformat(timespec='minutes')}"
 
 
-def _merge(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], str]:
-    """Level, schedule names and reason of a slot holding these entries (in policy order)."""
-    top = max(LEVEL_RANK[e.level] for e in entries)
-    at = next(i for i, e in enumerate(entries) if LEVEL_RANK[e.level] == top)
-    winner, others = entries[at], entries[:at] + entries[at + 1 :]
-    reason = f"{winner.name} {winner.level}"
+@lru_cache(maxsize=65536)
+def _merge(entries: tuple[tuple[str, Level], ...]) -> tuple[Level, tuple[str, ...], str]:
+    """Level, schedule names and reason of a slot holding these entries (name, level) in
+    policy order. Cached: every policy with the same entries shares one answer."""
+    top = max(LEVEL_RANK[level] for _, level in entries)
+    at = next(i for i, (_, level) in enumerate(entries) if LEVEL_RANK[level] == top)
+    (name, level), others = entries[at], entries[:at] + entries[at + 1 :]
+    reason = f"{name} {level}"
     if others:
-        reason += f" ({', '.join(f'{e.name} {e.level}' for e in others)} merged)"
-    return winner.level, tuple(e.name for e in entries), reason
+        reason += f" ({', '.join(f'{n} {lv}' for n, lv in others)} merged)"
+    return level, tuple(n for n, _ in entries), reason
 
 
 # One slot before it becomes a Slot: (UTC due, nominal local time naming the key, merge,
@@ -456,10 +459,11 @@ def _dated(
     """A calendar entry's slots by local date, as if it were the policy's only calendar
     entry: {date: row} at the earliest (due, nominal) of the date, in date order; shared
     like _hits (a caller copies before changing it)."""
-    key = (entry, index, zone, lo, hi)
+    # The entry's fields, not the entry: a frozen dataclass hashes in Python.
+    key = (entry.name, entry.cron, entry.month_day, entry.level, index, zone, lo, hi)
     found = _DATED.get(key)
     if found is None:
-        merge = _merge_cached((entry,))
+        merge = _merge(((entry.name, entry.level),))
         cache = _instants(zone)
         found = {}
         for nominal, due in _hits(entry, zone, lo, hi):
@@ -472,13 +476,11 @@ def _dated(
     return found
 
 
-@lru_cache(maxsize=65536)
-def _merge_cached(entries: tuple[ScheduleEntry, ...]) -> _Merge:
-    return _merge(entries)
-
-
 def _merge_of(schedules: tuple[ScheduleEntry, ...], indexes: tuple[int, ...]) -> _Merge:
-    return _merge_cached(tuple(schedules[i] for i in sorted(set(indexes))))
+    return _merge(tuple((schedules[i].name, schedules[i].level) for i in sorted(set(indexes))))
+
+
+_DUE = itemgetter(0)  # of a row
 
 
 class _Merges(dict[tuple[int, ...], _Merge]):
@@ -565,34 +567,35 @@ def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[S
         # Dates in order give dues in strictly increasing order (localizing is monotonic,
         # and two dates' times could meet only inside one gap, and the offset changes on
         # no date here): the window is a slice.
-        return days[
-            bisect_right(days, start_utc, key=_first) : bisect_right(days, end_utc, key=_first)
-        ]
-    # Grouped by due instant (unique, so sorting compares dues alone).
-    groups: dict[datetime, tuple[datetime, tuple[int, ...]]] = {}
-    for due, nominal, _, indexes, _ in days:
-        old_group = groups.get(due)
-        groups[due] = (
-            (nominal, indexes) if old_group is None else (old_group[0], old_group[1] + indexes)
-        )
+        return days[bisect_right(days, start_utc, key=_DUE) : bisect_right(days, end_utc, key=_DUE)]
+    # Rows by due instant (unique, so sorting compares dues alone).
+    groups: dict[datetime, SlotRow]
+    if steady:
+        groups = dict(zip(map(_DUE, days), days, strict=True))
+    else:
+        groups = {}
+        for row in days:
+            if (old := groups.get(row[0])) is not None:
+                indexes = old[3] + row[3]
+                row = (old[0], old[1], merged[indexes], indexes, old[4])
+            groups[row[0]] = row
     by_minute: dict[datetime, list[tuple[int, datetime]]] = {}
     for index in crons:
         for nominal, due in _hits(schedules[index], zone, cron_lo, cron_hi):
             by_minute.setdefault(nominal, []).append((index, due))
+    cache = _instants(zone)
     for nominal in sorted(by_minute):
         hits = by_minute[nominal]
         due = hits[0][1]
-        old_group = groups.get(due)
         extra = tuple(i for i, _ in hits)
-        groups[due] = (
-            (nominal, extra) if old_group is None else (old_group[0], old_group[1] + extra)
-        )
-    cache = _instants(zone)
-    return [
-        (due, nominal, merged[indexes], indexes, (cache.get(nominal) or _instant(nominal, zone))[1])
-        for due, (nominal, indexes) in sorted(groups.items(), key=_first)
-        if start_utc < due <= end_utc
-    ]
+        if (old := groups.get(due)) is None:
+            local = (cache.get(nominal) or _instant(nominal, zone))[1]
+            groups[due] = (due, nominal, merged[extra], extra, local)
+        else:
+            indexes = old[3] + extra
+            groups[due] = (old[0], old[1], merged[indexes], indexes, old[4])
+    rows = sorted(groups.values(), key=_DUE)
+    return rows[bisect_right(rows, start_utc, key=_DUE) : bisect_right(rows, end_utc, key=_DUE)]
 
 
 def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
@@ -615,10 +618,6 @@ def rows_to_slots(name: str, tz: str, rows: list[SlotRow]) -> list[Slot]:
         text = (cache.get(nominal) or _instant(nominal, zone))[2]
         slots.append(Slot(name, prefix + text, local, level, names, reason))
     return slots
-
-
-def _first(row: tuple[datetime, Any]) -> datetime:
-    return row[0]
 
 
 def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:
