@@ -94,10 +94,9 @@ def plan(obj: Obj, start: str | None, days: int, policies: tuple[str, ...]) -> N
 
 
 def _plan(obj: Obj, start: str | None, days: int, policies: tuple[str, ...]) -> None:
-    from orchestrator.engine.plan import plan as make_plan
     from orchestrator.engine.plan import plan_parts
     from orchestrator.errors import UsageError
-    from orchestrator.render.listing import plan_json_pieces, plan_table_pieces
+    from orchestrator.render.listing import plan_json_parts_pieces, plan_table_pieces
 
     tz = obj.config.settings.timezone
     unknown = [name for name in policies if name not in obj.config.policies]
@@ -110,13 +109,12 @@ def _plan(obj: Obj, start: str | None, days: int, policies: tuple[str, ...]) -> 
     begin = parse_time(start, tz, "--from") or ctx.clock.now()
     _check_window(begin, days)
     out = click.get_text_stream("stdout")
-    if obj.as_json:  # one run a line, written in pieces
-        runs = make_plan(ctx, begin, days, policies or None)
-        for piece in plan_json_pieces(begin, days, runs):
+    # Written in pieces: the whole table of a month of 10,000 policies is 46 MB.
+    parts = plan_parts(ctx, begin, days, policies or None)
+    if obj.as_json:  # one run a line
+        for piece in plan_json_parts_pieces(begin, days, parts, tz):
             out.write(piece)
         out.write("\n")
         return
-    # Written in pieces: the whole table of a month of 10,000 policies is 46 MB.
-    parts = plan_parts(ctx, begin, days, policies or None)
-    for piece in plan_table_pieces(parts, obj.config.settings.timezone):
+    for piece in plan_table_pieces(parts, tz):
         out.write(piece)

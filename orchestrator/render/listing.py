@@ -112,6 +112,55 @@ class _Cells(dict[tuple[int, int], str]):
         return cell
 
 
+def plan_json_parts_pieces(
+    begin: datetime, days: int, parts: Sequence[Any], tz: str
+) -> Iterator[str]:
+    """plan_json_pieces' text from engine/plan.py's PolicyPlan parts, with no object per
+    run: each run's line is put together from JSON text made once per (policy, target),
+    per (slot merge, level decision), per instant and per nominal time (json's own string
+    encoder, so every escape is json.dumps'), then ordered by instant as for the table."""
+    from json.encoder import encode_basestring_ascii as enc
+    from zoneinfo import ZoneInfo
+
+    head = dump_json("plan", {"from": begin, "days": days, "runs": []})
+    assert head.endswith('"runs": []\n}')
+    if not parts:
+        yield head
+        return
+    yield head[: -len("[]\n}")] + "[\n    "
+    zone = ZoneInfo(tz)
+    times: dict[datetime, str] = {}  # nominal time: the key's time text, escaped
+    cells: dict[tuple[int, int], tuple[str, str]] = {}
+    by_due: defaultdict[datetime, list[str]] = defaultdict(list)
+    for part in parts:
+        lists = list(map(by_due.__getitem__, map(_DUE, part.rows)))
+        key = enc(part.policy + "@")[:-1]
+        slots = []
+        for row in part.rows:
+            text = times.get(row[1])
+            if text is None:
+                text = times[row[1]] = enc(row[1].isoformat(timespec="minutes"))[1:]
+            slots.append(key + text)
+        for target, made in part.targets:
+            who = f'"policy": {enc(part.policy)}, "target": {enc(target)}, "level": '
+            for row, decision, slot, found in zip(part.rows, made, slots, lists, strict=True):
+                merge = row[2]
+                pair = cells.get((id(merge), id(decision)))
+                if pair is None:
+                    pair = cells[id(merge), id(decision)] = (
+                        f'{enc(decision.level)}, "scheduled_level": {enc(merge[0])}, '
+                        f'"schedules": [{", ".join(map(enc, merge[1]))}], "slot": ',
+                        f', "why": {enc(f"{merge[2]}; {decision.reason}")}}}',
+                    )
+                found.append(who + pair[0] + slot + pair[1])
+    first = True
+    for due in sorted(by_due):
+        lead = '{"due": ' + enc(due.astimezone(zone).isoformat()) + ", "
+        yield ("" if first else ",\n    ") + lead + (",\n    " + lead).join(by_due.pop(due))
+        first = False
+    yield "\n  ]\n}"
+
+
 def plan_json(begin: datetime, days: int, runs: Sequence[Any]) -> str:
     """`plan --json`: the document `dump_json` would give (schema, command, from, days,
     runs), with one run a line."""

@@ -415,7 +415,7 @@ def test_plan_parts_and_table_are_the_run_by_run_plan(tmp_path, history, start, 
     decide_level run by run, ordered by instant, policy, target, drawn by `table`."""
     from orchestrator.engine.plan import history_before, plan, plan_parts
     from orchestrator.policies.schedule import slots_between
-    from orchestrator.render.listing import plan_table_pieces
+    from orchestrator.render.listing import plan_json_parts_pieces, plan_table_pieces
 
     ctx = _plan_context(tmp_path, PLAN_HISTORIES[history])
     settings = ctx.config.settings
@@ -437,10 +437,15 @@ def test_plan_parts_and_table_are_the_run_by_run_plan(tmp_path, history, start, 
         [[s.due, s.policy, t, d.level, f"{s.reason}; {d.reason}"] for s, t, d in expected],
     )
     assert text == drawn + "\n"
+    parts = plan_parts(ctx, start, days)
+    as_json = "".join(plan_json_parts_pieces(start, days, parts, settings.timezone))
+    assert as_json == plan_json(start, days, got)  # byte for byte
+    assert json.loads(as_json)["runs"][0]["slot"].startswith(expected[0][0].policy + "@")
     ctx.catalog.close()
 
 
 def test_plan_table_of_nothing(tmp_path) -> None:
-    from orchestrator.render.listing import plan_table_pieces
+    from orchestrator.render.listing import plan_json_parts_pieces, plan_table_pieces
 
     assert "".join(plan_table_pieces([], "UTC")) == "nothing scheduled in this window\n"
+    assert "".join(plan_json_parts_pieces(T0, 3, [], "UTC")) == plan_json(T0, 3, [])
