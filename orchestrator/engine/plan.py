@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from orchestrator.catalog import GOOD_OUTCOMES
 from orchestrator.engine.context import Context
-from orchestrator.policies.levels import History, LevelDecision, decide_levels
+from orchestrator.policies.levels import History, LevelDecision, decide_levels_of
 from orchestrator.policies.schedule import Slot, SlotRow, rows_to_slots, slot_rows
 
 # Of a SlotRow: its merge and its due in the zone; of a merge: the level.
@@ -52,7 +52,8 @@ def plan_parts(
     ctx: Context, start: datetime, days: int, only: Collection[str] | None = None
 ) -> list[PolicyPlan]:
     """Every policy's planned runs in (start, start + days], in policy order; of the
-    policies named in `only` when given. Policies with no slot in the window are left out.
+    policies named in `only` when given. Policies with no slot in the window (or no
+    target) are left out: every part has at least one run.
 
     A target with no backup run at all costs no catalog question; the level rules run
     once per policy and target (decide_levels answers most by lookup)."""
@@ -65,19 +66,20 @@ def plan_parts(
     names = sorted(ctx.config.policies if only is None else set(only))
     for name in names:
         policy = ctx.config.policies[name]
-        rows = slot_rows(policy, tz, start, end)
+        rows = slot_rows(policy, tz, start, end) if policy.targets else []
         if not rows:
             continue
         # The due in the zone, as the slot has it (Slot.due): the level rules' ages are
         # differences of these, as they were when plan asked run by run.
-        asked = list(zip(map(_LEVEL, map(_MERGE, rows)), map(_LOCAL, rows), strict=True))
+        levels = list(map(_LEVEL, map(_MERGE, rows)))
+        dues = list(map(_LOCAL, rows))
         targets = []
         for target in sorted(policy.targets):
             if (name, target) in with_runs:
                 history = history_before(ctx.catalog.run_trail(name, target, "backup"), start)
             else:
                 history = fresh
-            targets.append((target, decide_levels(asked, history, max_full)))
+            targets.append((target, decide_levels_of(levels, dues, history, max_full)))
         parts.append(PolicyPlan(name, rows, targets))
     return parts
 

@@ -18,7 +18,14 @@ from typing import Literal
 
 from orchestrator.policies.model import LEVELS, Level
 
-__all__ = ["History", "LevelDecision", "Parent", "decide_level", "decide_levels"]
+__all__ = [
+    "History",
+    "LevelDecision",
+    "Parent",
+    "decide_level",
+    "decide_levels",
+    "decide_levels_of",
+]
 
 Parent = Literal["none", "newest_full", "newest_any"]
 
@@ -116,7 +123,9 @@ def decide_levels(
     newest_full, newest_any = history.newest_full, history.newest_any
     failed = history.last_full_failed
     if planned and max_full_interval_days >= 0:
-        shortcut = _all_as_asked(planned, history, interval, max_full_interval_days)
+        asked_levels = list(map(_ASKED, planned))
+        first_due, last_due = planned[0][1], planned[-1][1]
+        shortcut = _all_as_asked(asked_levels, first_due, last_due, history, max_full_interval_days)
         if shortcut is not None:
             return shortcut
     same: dict[str, LevelDecision] = {}  # answers that depend on the asked level alone
@@ -163,10 +172,23 @@ def _first_on_new(asked: str) -> LevelDecision:
     return found
 
 
+def decide_levels_of(
+    levels: Sequence[Level], dues: Sequence[datetime], history: History, max_full_interval_days: int
+) -> list[LevelDecision]:
+    """decide_levels of the runs zip(levels, dues), the two given apart: `plan` has them
+    so, and most answers need the levels alone."""
+    if levels and max_full_interval_days >= 0:
+        shortcut = _all_as_asked(levels, dues[0], dues[-1], history, max_full_interval_days)
+        if shortcut is not None:
+            return shortcut
+    return decide_levels(list(zip(levels, dues, strict=True)), history, max_full_interval_days)
+
+
 def _all_as_asked(
-    planned: Sequence[tuple[Level, datetime]],
+    asked: Sequence[Level],
+    first_due: datetime,
+    last_due: datetime,
     history: History,
-    interval: timedelta,
     max_full_interval_days: int,
 ) -> list[LevelDecision] | None:
     """decide_levels' answer when no run after the first can be upgraded: the full the
@@ -174,21 +196,19 @@ def _all_as_asked(
 
     Every run is then "as asked", so the answer is a lookup per run; a month of 10,000
     policies is mostly this."""
-    asked = list(map(_ASKED, planned))
     kinds = set(asked)
     if not kinds <= _LEVEL_SET:
         return None  # decide_level says which level is unknown
     for kind in kinds - _AS_ASKED.keys():
         _as_asked(kind)
     as_asked = _AS_ASKED.__getitem__
-    last_due = planned[-1][1]
     # Dues in one zone subtract as wall times, which a fall-back night takes out of order
     # by at most its repeated hours: the last run's age with that margin bounds them all.
-    interval -= _FOLD_MARGIN
+    interval = timedelta(days=max_full_interval_days) - _FOLD_MARGIN
     full = history.newest_full
     if full is not None and not history.last_full_failed and last_due - full <= interval:
         return list(map(as_asked, asked))
-    first_asked, first_due = planned[0]
+    first_asked = asked[0]
     if history.newest_any is None and not history.last_full_failed:  # a new target
         first = _FIRST_ON_NEW.get(first_asked) or _first_on_new(first_asked)
     else:

@@ -304,7 +304,37 @@ SHORTCUT_CASES = [
 
 @pytest.mark.parametrize(("planned", "history", "max_full"), SHORTCUT_CASES)
 def test_decide_levels_shortcut_is_decide_level_run_by_run(planned, history, max_full) -> None:
-    assert decide_levels(planned, history, max_full) == one_by_one(planned, history, max_full)
+    from orchestrator.policies.levels import decide_levels_of
+
+    expected = one_by_one(planned, history, max_full)
+    assert decide_levels(planned, history, max_full) == expected
+    levels, dues = [a for a, _ in planned], [d for _, d in planned]
+    assert decide_levels_of(levels, dues, history, max_full) == expected
+
+
+def test_decide_levels_of_refuses_an_unknown_level_as_decide_level_does() -> None:
+    from orchestrator.policies.levels import decide_levels_of
+
+    with pytest.raises(ValueError, match="level must be one of"):
+        decide_levels_of(["incremental", "weekly"], [day(1), day(2)], History(None, None), 35)
+
+
+# A fall-back night (Europe/Berlin, 25 Oct 2026): dues in the zone subtract as wall times.
+FALL_BACK = [
+    ("incremental", datetime(2026, 10, 25, 0, 45, tzinfo=UTC).astimezone(BERLIN)),  # 02:45 CEST
+    ("incremental", datetime(2026, 10, 25, 1, 15, tzinfo=UTC).astimezone(BERLIN)),  # 02:15 CET
+]
+
+
+@pytest.mark.parametrize("hours", [-3, -2, -1.5, -1, -0.75, -0.5, -0.25, 0])
+def test_decide_levels_shortcut_across_a_fall_back_night(hours: float) -> None:
+    """A full whose age limit falls inside the repeated hour: the shortcut must not
+    answer from the last run alone. (A first run upgraded to full there is left out:
+    the run-by-run rules then see a newest snapshot older, as wall time, than the
+    newest full, and refuse the history.)"""
+    full = FALL_BACK[0][1].astimezone(UTC) - timedelta(days=1, hours=hours)
+    history = History(full, full)
+    assert decide_levels(FALL_BACK, history, 1) == one_by_one(FALL_BACK, history, 1)
 
 
 # ---------------------------------------------------------------- the whole plan
