@@ -17,12 +17,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import NamedTuple
 
 from orchestrator.catalog import GOOD_OUTCOMES
 from orchestrator.engine.context import Context
-from orchestrator.policies.levels import History, LevelDecision, decide_levels
-from orchestrator.policies.schedule import Slot, slots_between
+from orchestrator.policies.levels import History, LevelDecision, decide_levels_of
+from orchestrator.policies.schedule import Slot, SlotRow, rows_to_slots, slot_rows
+
+# Of a SlotRow: its merge and its due in the zone; of a merge: the level.
+_MERGE, _LOCAL, _LEVEL = itemgetter(2), itemgetter(4), itemgetter(0)
 
 # A full attempt that counts for `last_full_failed`: a run refused as busy (skipped) was
 # no attempt (engine/backup.py:last_full_failed).
@@ -35,38 +39,66 @@ class PlannedRun(NamedTuple):
     decision: LevelDecision
 
 
+class PolicyPlan(NamedTuple):
+    """One policy's part of a plan, before any per-run object: its slots as rows and,
+    per target (sorted), the level decision of each row."""
+
+    policy: str
+    rows: list[SlotRow]
+    targets: list[tuple[str, list[LevelDecision]]]
+
+
+def plan_parts(
+    ctx: Context, start: datetime, days: int, only: Collection[str] | None = None
+) -> list[PolicyPlan]:
+    """Every policy's planned runs in (start, start + days], in policy order; of the
+    policies named in `only` when given. Policies with no slot in the window (or no
+    target) are left out: every part has at least one run.
+
+    A target with no backup run at all costs no catalog question; the level rules run
+    once per policy and target (decide_levels answers most by lookup)."""
+    tz = ctx.config.settings.timezone
+    end = start + timedelta(days=days)
+    max_full = ctx.config.settings.max_full_interval_days
+    with_runs = ctx.catalog.run_pairs("backup")
+    fresh = History(None, None, False)
+    parts: list[PolicyPlan] = []
+    names = sorted(ctx.config.policies if only is None else set(only))
+    for name in names:
+        policy = ctx.config.policies[name]
+        rows = slot_rows(policy, tz, start, end) if policy.targets else []
+        if not rows:
+            continue
+        # The due in the zone, as the slot has it (Slot.due): the level rules' ages are
+        # differences of these, as they were when plan asked run by run.
+        levels = list(map(_LEVEL, map(_MERGE, rows)))
+        dues = list(map(_LOCAL, rows))
+        targets = []
+        for target in sorted(policy.targets):
+            if (name, target) in with_runs:
+                history = history_before(ctx.catalog.run_trail(name, target, "backup"), start)
+            else:
+                history = fresh
+            targets.append((target, decide_levels_of(levels, dues, history, max_full)))
+        parts.append(PolicyPlan(name, rows, targets))
+    return parts
+
+
 def plan(
     ctx: Context, start: datetime, days: int, only: Collection[str] | None = None
 ) -> list[PlannedRun]:
     """Every planned run in (start, start + days], ordered by due instant, then policy
     and target; of the policies named in `only` when given."""
     tz = ctx.config.settings.timezone
-    end = start + timedelta(days=days)
-    max_full = ctx.config.settings.max_full_interval_days
-    with_runs = ctx.catalog.run_pairs("backup")
-    # Keyed by the due datetime object itself: the calendar hands out one object per
-    # nominal time, so this is a cheap int lookup; due times that are equal instants in
-    # different objects are merged when ordering.
-    buckets: dict[int, list[PlannedRun]] = {}
-    names = sorted(ctx.config.policies if only is None else set(only))
-    for name in names:  # buckets keep (policy, target) order
-        policy = ctx.config.policies[name]
-        slots = slots_between(policy, tz, start, end)
-        if not slots:
-            continue
-        asked = [(s.level, s.due) for s in slots]
-        for target in sorted(policy.targets):
-            if (name, target) in with_runs:
-                trail = ctx.catalog.run_trail(name, target, "backup")
-                history = history_before(trail, start)
-            else:
-                history = History(None, None, False)
-            decisions = decide_levels(asked, history, max_full)
-            for slot, decision in zip(slots, decisions, strict=True):
-                key = id(slot.due)
-                bucket = buckets.get(key)
+    # Keyed by the UTC due instant: buckets fill in (policy, target) order.
+    buckets: dict[datetime, list[PlannedRun]] = {}
+    for part in plan_parts(ctx, start, days, only):
+        slots = rows_to_slots(part.policy, tz, part.rows)
+        for target, decisions in part.targets:
+            for row, slot, decision in zip(part.rows, slots, decisions, strict=True):
+                bucket = buckets.get(row[0])
                 if bucket is None:
-                    bucket = buckets[key] = []
+                    bucket = buckets[row[0]] = []
                 bucket.append(PlannedRun(slot, target, decision))
     return ordered(list(buckets.values()))
 

@@ -13,11 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Literal
 
 from orchestrator.policies.model import LEVELS, Level
 
-__all__ = ["History", "LevelDecision", "Parent", "decide_level", "decide_levels"]
+__all__ = [
+    "History",
+    "LevelDecision",
+    "Parent",
+    "decide_level",
+    "decide_levels",
+    "decide_levels_of",
+]
 
 Parent = Literal["none", "newest_full", "newest_any"]
 
@@ -114,6 +122,12 @@ def decide_levels(
     interval = timedelta(days=max_full_interval_days)
     newest_full, newest_any = history.newest_full, history.newest_any
     failed = history.last_full_failed
+    if planned and max_full_interval_days >= 0:
+        asked_levels = list(map(_ASKED, planned))
+        first_due, last_due = planned[0][1], planned[-1][1]
+        shortcut = _all_as_asked(asked_levels, first_due, last_due, history, max_full_interval_days)
+        if shortcut is not None:
+            return shortcut
     same: dict[str, LevelDecision] = {}  # answers that depend on the asked level alone
     out: list[LevelDecision] = []
     for asked, due in planned:
@@ -133,3 +147,79 @@ def decide_levels(
             newest_full, failed = due, False
         newest_any = due
     return out
+
+
+# The answers that depend on the asked level alone (a full that serves, not failed).
+_AS_ASKED: dict[str, LevelDecision] = {}
+
+
+def _as_asked(asked: str) -> LevelDecision:
+    found = _AS_ASKED.get(asked)
+    if found is None:
+        # Any history whose full serves gives the answer "as asked"; decide_level says it.
+        moment = datetime(2000, 1, 1)
+        found = _AS_ASKED[asked] = decide_level(asked, History(moment, moment), moment, 0)  # type: ignore[arg-type]
+    return found
+
+
+# The first run's answer on a target with no snapshot: the same for every such target.
+_FIRST_ON_NEW: dict[str, LevelDecision] = {}
+
+
+def _first_on_new(asked: str) -> LevelDecision:
+    moment = datetime(2000, 1, 1)
+    found = _FIRST_ON_NEW[asked] = decide_level(asked, History(None, None), moment, 0)  # type: ignore[arg-type]
+    return found
+
+
+def decide_levels_of(
+    levels: Sequence[Level], dues: Sequence[datetime], history: History, max_full_interval_days: int
+) -> list[LevelDecision]:
+    """decide_levels of the runs zip(levels, dues), the two given apart: `plan` has them
+    so, and most answers need the levels alone."""
+    if levels and max_full_interval_days >= 0:
+        shortcut = _all_as_asked(levels, dues[0], dues[-1], history, max_full_interval_days)
+        if shortcut is not None:
+            return shortcut
+    return decide_levels(list(zip(levels, dues, strict=True)), history, max_full_interval_days)
+
+
+def _all_as_asked(
+    asked: Sequence[Level],
+    first_due: datetime,
+    last_due: datetime,
+    history: History,
+    max_full_interval_days: int,
+) -> list[LevelDecision] | None:
+    """decide_levels' answer when no run after the first can be upgraded: the full the
+    history has (or the first run makes) serves up to the last run. None otherwise.
+
+    Every run is then "as asked", so the answer is a lookup per run; a month of 10,000
+    policies is mostly this."""
+    kinds = set(asked)
+    if not kinds <= _LEVEL_SET:
+        return None  # decide_level says which level is unknown
+    for kind in kinds - _AS_ASKED.keys():
+        _as_asked(kind)
+    as_asked = _AS_ASKED.__getitem__
+    # Dues in one zone subtract as wall times, which a fall-back night takes out of order
+    # by at most its repeated hours: the last run's age with that margin bounds them all.
+    interval = timedelta(days=max_full_interval_days) - _FOLD_MARGIN
+    full = history.newest_full
+    if full is not None and not history.last_full_failed and last_due - full <= interval:
+        return list(map(as_asked, asked))
+    first_asked = asked[0]
+    if history.newest_any is None and not history.last_full_failed:  # a new target
+        first = _FIRST_ON_NEW.get(first_asked) or _first_on_new(first_asked)
+    else:
+        first = decide_level(first_asked, history, first_due, max_full_interval_days)
+    if first.level != "full" or last_due - first_due > interval:
+        return None
+    out = list(map(as_asked, asked))
+    out[0] = first
+    return out
+
+
+_LEVEL_SET = frozenset(LEVELS)
+_FOLD_MARGIN = timedelta(hours=3)
+_ASKED = itemgetter(0)

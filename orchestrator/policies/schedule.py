@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import calendar
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,9 +50,12 @@ from orchestrator.policies.model import LEVEL_RANK, Level, Policy, ScheduleEntry
 __all__ = [
     "CALENDAR_ENTRIES",
     "Slot",
+    "SlotRow",
     "catch_up_plan",
     "missed_slots",
     "next_slot",
+    "rows_to_slots",
+    "slot_rows",
     "slots_between",
 ]
 
@@ -300,6 +305,11 @@ def _rule(cron: str, month_day: int | None) -> _Rule | None:
     """The rule of a calendar entry's cron ("M H * * *", "M H * * W", "M H D * *").
 
     None for any other shape (an entry built by hand), which _cron then answers."""
+    return _plain_rule(cron, month_day) or _croniter_rule(cron, month_day)
+
+
+def _croniter_rule(cron: str, month_day: int | None) -> _Rule | None:
+    """_rule's answer from croniter's reading of the expression."""
     try:
         fields = _cron(cron).fields
     except Exception:
@@ -315,6 +325,31 @@ def _rule(cron: str, month_day: int | None) -> _Rule | None:
         return _Rule(at, weekday=next(iter(weekdays)))
     if weekdays is None and days is not None and len(days) == 1:
         return _Rule(at, day=next(iter(days)))
+    return None
+
+
+def _plain_rule(cron: str, month_day: int | None) -> _Rule | None:
+    """_rule's answer for the shapes policies.toml makes ("M H * * *", "M H * * W",
+    "M H D * *", plain numbers in range), read without croniter: 10,000 policies hold
+    hundreds of distinct times. None for anything else (croniter decides)."""
+    fields = cron.split()
+    if len(fields) != 5 or fields[3] != "*":
+        return None
+    minute, hour, day, _, weekday = fields
+    if not (minute.isdigit() and hour.isdigit() and minute.isascii() and hour.isascii()):
+        return None
+    if int(minute) > 59 or int(hour) > 23:
+        return None
+    at = time(int(hour), int(minute))
+    if month_day is not None:  # the day field is month_day's, or its clamped value
+        plain_day = day == "*" or (day.isascii() and day.isdigit() and 1 <= int(day) <= 31)
+        return _Rule(at, day=month_day, clamp=True) if weekday == "*" and plain_day else None
+    if day == "*" and weekday == "*":
+        return _Rule(at)
+    if day == "*" and weekday.isascii() and weekday.isdigit() and int(weekday) <= 7:
+        return _Rule(at, weekday=(int(weekday) - 1) % 7)
+    if weekday == "*" and day.isascii() and day.isdigit() and 1 <= int(day) <= 31:
+        return _Rule(at, day=int(day))
     return None
 
 
@@ -373,46 +408,100 @@ def _key(policy: str, nominal: datetime) -> str:
     return f"{policy}@{nominal.isoformat(timespec='minutes')}"
 
 
-def _merge(entries: tuple[ScheduleEntry, ...]) -> tuple[Level, tuple[str, ...], str]:
-    """Level, schedule names and reason of a slot holding these entries (in policy order)."""
-    top = max(LEVEL_RANK[e.level] for e in entries)
-    at = next(i for i, e in enumerate(entries) if LEVEL_RANK[e.level] == top)
-    winner, others = entries[at], entries[:at] + entries[at + 1 :]
-    reason = f"{winner.name} {winner.level}"
+@lru_cache(maxsize=65536)
+def _merge(entries: tuple[tuple[str, Level], ...]) -> tuple[Level, tuple[str, ...], str]:
+    """Level, schedule names and reason of a slot holding these entries (name, level) in
+    policy order. Cached: every policy with the same entries shares one answer."""
+    top = max(LEVEL_RANK[level] for _, level in entries)
+    at = next(i for i, (_, level) in enumerate(entries) if LEVEL_RANK[level] == top)
+    (name, level), others = entries[at], entries[:at] + entries[at + 1 :]
+    reason = f"{name} {level}"
     if others:
-        reason += f" ({', '.join(f'{e.name} {e.level}' for e in others)} merged)"
-    return winner.level, tuple(e.name for e in entries), reason
+        reason += f" ({', '.join(f'{n} {lv}' for n, lv in others)} merged)"
+    return level, tuple(n for n, _ in entries), reason
 
 
-def _slots(
-    policy: Policy, groups: list[tuple[datetime, datetime, list[_Hit]]], zone: ZoneInfo
-) -> list[Slot]:
-    """One slot per group of (due, nominal time naming the key, hits); a policy's days
-    repeat a handful of entry combinations, so each is merged once."""
-    merged: dict[tuple[int, ...], tuple[Level, tuple[str, ...], str]] = {}
-    slots = []
-    name, prefix, cache = policy.name, policy.name + "@", _instants(zone)
-    # The group's due is the UTC instant of its key's nominal time (see slots_between).
-    for _due, key_time, hits in groups:
-        indexes = (hits[0][0],) if len(hits) == 1 else tuple(sorted({h[0] for h in hits}))
-        if (merge := merged.get(indexes)) is None:
-            merge = merged[indexes] = _merge(tuple(policy.schedules[i] for i in indexes))
-        level, names, reason = merge
-        _, local, text = cache.get(key_time) or _instant(key_time, zone)
-        slots.append(Slot(name, prefix + text, local, level, names, reason))
-    return slots
+# One slot before it becomes a Slot: (UTC due, nominal local time naming the key, merge,
+# positions of its entries in policy.schedules, the due in the zone: Slot.due), merge
+# being (level, schedule names, reason). `plan` handles hundreds of thousands of these.
+_Merge = tuple[Level, tuple[str, ...], str]
+SlotRow = tuple[datetime, datetime, _Merge, tuple[int, ...], datetime]
+
+# An entry's nominal times in a window, with their UTC dues, shared by every policy that
+# has the same entry (10,000 policies repeat a few hundred distinct rules): keyed by
+# (calendar entry?, cron, month day, zone, lo, hi); cleared past a bound (a long daemon
+# asks for a new window every pass).
+_HITS: dict[tuple[Any, ...], list[tuple[datetime, datetime]]] = {}
+_DATED: dict[tuple[Any, ...], dict[date, SlotRow]] = {}
+_HITS_MAX = 8192
 
 
-def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
-    """All slots of the policy whose due time is in (start, end], sorted by due.
+def _hits(
+    entry: ScheduleEntry, zone: ZoneInfo, lo: datetime, hi: datetime
+) -> list[tuple[datetime, datetime]]:
+    """(nominal, UTC due) of the entry's times in [lo, hi), computed once per distinct entry."""
+    key = (entry.name in CALENDAR_ENTRIES, entry.cron, entry.month_day, zone, lo, hi)
+    found = _HITS.get(key)
+    if found is None:
+        if len(_HITS) > _HITS_MAX or len(_DATED) > _HITS_MAX:
+            _HITS.clear()
+            _DATED.clear()
+        cache = _instants(zone)
+        found = _HITS[key] = [
+            (n, (cache.get(n) or _instant(n, zone))[0]) for n in _entry_times(entry, lo, hi)
+        ]
+    return found
 
-    Works on whole local days around the window, since a calendar slot's due time
-    depends on every entry that falls on its date.
-    """
-    _require_aware("start", start)
-    _require_aware("end", end)
-    if end <= start or not policy.schedules:
-        return []
+
+def _dated(
+    entry: ScheduleEntry, index: int, zone: ZoneInfo, lo: datetime, hi: datetime
+) -> dict[date, SlotRow]:
+    """A calendar entry's slots by local date, as if it were the policy's only calendar
+    entry: {date: row} at the earliest (due, nominal) of the date, in date order; shared
+    like _hits (a caller copies before changing it)."""
+    # The entry's fields, not the entry: a frozen dataclass hashes in Python.
+    key = (entry.name, entry.cron, entry.month_day, entry.level, index, zone, lo, hi)
+    found = _DATED.get(key)
+    if found is None:
+        merge = _merge(((entry.name, entry.level),))
+        cache = _instants(zone)
+        found = {}
+        for nominal, due in _hits(entry, zone, lo, hi):
+            day = nominal.date()
+            old = found.get(day)
+            if old is None or (due, nominal) < (old[0], old[1]):
+                local = (cache.get(nominal) or _instant(nominal, zone))[1]
+                found[day] = (due, nominal, merge, (index,), local)
+        _DATED[key] = found
+    return found
+
+
+def _merge_of(schedules: tuple[ScheduleEntry, ...], indexes: tuple[int, ...]) -> _Merge:
+    return _merge(tuple((schedules[i].name, schedules[i].level) for i in sorted(set(indexes))))
+
+
+_DUE = itemgetter(0)  # of a row
+
+
+class _Merges(dict[tuple[int, ...], _Merge]):
+    """The merge of entry positions of one policy, each made once (a policy repeats a
+    handful of combinations)."""
+
+    def __init__(self, schedules: tuple[ScheduleEntry, ...]) -> None:
+        super().__init__()
+        self.schedules = schedules
+
+    def __missing__(self, indexes: tuple[int, ...]) -> _Merge:
+        merge = self[indexes] = _merge_of(self.schedules, indexes)
+        return merge
+
+
+@lru_cache(maxsize=256)
+def _window(
+    tz: str, start: datetime, end: datetime
+) -> tuple[ZoneInfo, datetime, datetime, datetime, datetime, datetime, datetime, bool]:
+    """(zone, calendar lo, hi, cron lo, hi, UTC start, end, steady) of a window: see
+    slots_between; steady when the zone's offset changes on none of its dates."""
     zone = ZoneInfo(tz)
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     # A nominal time falls due at an instant that reads at most a gap's length later,
@@ -424,51 +513,111 @@ def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> li
     cron_hi = local_end.replace(tzinfo=None) + margin
     lo = datetime.combine(cron_lo.date(), time())
     hi = datetime.combine(cron_hi.date() + timedelta(days=1), time())
+    steady = all(
+        _day_offset(zone, lo.date() + timedelta(days=k)) is not None
+        for k in range((hi - lo).days + 1)
+    )
+    return zone, lo, hi, cron_lo, cron_hi, start.astimezone(UTC), end.astimezone(UTC), steady
 
-    cache = _instants(zone)
-    by_date: dict[date, list[_Hit]] = {}
-    by_minute: dict[datetime, list[_Hit]] = {}
-    for index, entry in enumerate(policy.schedules):
-        if entry.name in CALENDAR_ENTRIES:
-            for nominal in _entry_times(entry, lo, hi):
-                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
-                day = nominal.date()
-                if (same_day := by_date.get(day)) is None:
-                    by_date[day] = [hit]
-                else:
-                    same_day.append(hit)
+
+def slot_rows(policy: Policy, tz: str, start: datetime, end: datetime) -> list[SlotRow]:
+    """slots_between's answer as rows (UTC due, key's nominal time, merge, entry
+    positions), sorted by due.
+
+    Works on whole local days around the window, since a calendar slot's due time
+    depends on every entry that falls on its date. Each entry's dates come from _dated
+    (once per distinct entry and window), so a policy costs a copy of its first calendar
+    entry's dates and a step per date of its other entries."""
+    _require_aware("start", start)
+    _require_aware("end", end)
+    if end <= start or not policy.schedules:
+        return []
+    zone, lo, hi, cron_lo, cron_hi, start_utc, end_utc, steady = _window(tz, start, end)
+    schedules = policy.schedules
+    combined: dict[date, SlotRow] | None = None
+    merged = _Merges(schedules)
+    crons: list[int] = []
+    inserted = shared = False
+    for index, entry in enumerate(schedules):
+        if entry.name not in CALENDAR_ENTRIES:
+            crons.append(index)
+        elif combined is None:
+            combined, shared = _dated(entry, index, zone, lo, hi), True
         else:
-            for nominal in _entry_times(entry, cron_lo, cron_hi):
-                hit = (index, nominal, (cache.get(nominal) or _instant(nominal, zone))[0])
-                by_minute.setdefault(nominal, []).append(hit)
-
-    # Group by due instant: calendar groups first, so a cron slot due at the same
-    # instant joins the calendar slot and keeps its key.
-    groups: dict[datetime, tuple[datetime, list[_Hit]]] = {}
-    for hits in by_date.values():
-        first = hits[0] if len(hits) == 1 else min(hits, key=lambda h: (h[2], h[1]))
-        groups.setdefault(first[2], (first[1], []))[1].extend(hits)
+            if shared:
+                combined, shared = dict(combined), False
+            for day, row in _dated(entry, index, zone, lo, hi).items():
+                old = combined.get(day)
+                if old is None:
+                    combined[day] = row
+                    inserted = True
+                    continue
+                indexes = (*old[3], index)
+                first = row if (row[0], row[1]) < (old[0], old[1]) else old
+                combined[day] = (first[0], first[1], merged[indexes], indexes, first[4])
+    # Calendar groups first, so a cron slot due at the same instant joins the calendar
+    # slot and keeps its key.
+    if combined is None:
+        days: list[SlotRow] = []
+    elif inserted:
+        days = [combined[d] for d in sorted(combined)]
+    else:
+        days = list(combined.values())
+    if not crons and steady:
+        # Dates in order give dues in strictly increasing order (localizing is monotonic,
+        # and two dates' times could meet only inside one gap, and the offset changes on
+        # no date here): the window is a slice.
+        return days[bisect_right(days, start_utc, key=_DUE) : bisect_right(days, end_utc, key=_DUE)]
+    # Rows by due instant (unique, so sorting compares dues alone).
+    groups: dict[datetime, SlotRow]
+    if steady:
+        groups = dict(zip(map(_DUE, days), days, strict=True))
+    else:
+        groups = {}
+        for row in days:
+            if (old := groups.get(row[0])) is not None:
+                indexes = old[3] + row[3]
+                row = (old[0], old[1], merged[indexes], indexes, old[4])
+            groups[row[0]] = row
+    by_minute: dict[datetime, list[tuple[int, datetime]]] = {}
+    for index in crons:
+        for nominal, due in _hits(schedules[index], zone, cron_lo, cron_hi):
+            by_minute.setdefault(nominal, []).append((index, due))
+    cache = _instants(zone)
     for nominal in sorted(by_minute):
         hits = by_minute[nominal]
-        groups.setdefault(hits[0][2], (nominal, []))[1].extend(hits)
-
-    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-    # Sort on the UTC instant: aware datetimes sharing one tzinfo compare by wall
-    # time, which is wrong across a fall-back. The key's text sorts like its time.
-    # Dues are unique (they key `groups`), so the sort compares them alone.
-    chosen = sorted(
-        (
-            (due, key_time, hits)
-            for due, (key_time, hits) in groups.items()
-            if start_utc < due <= end_utc
-        ),
-        key=_first,
-    )
-    return _slots(policy, chosen, zone)
+        due = hits[0][1]
+        extra = tuple(i for i, _ in hits)
+        if (old := groups.get(due)) is None:
+            local = (cache.get(nominal) or _instant(nominal, zone))[1]
+            groups[due] = (due, nominal, merged[extra], extra, local)
+        else:
+            indexes = old[3] + extra
+            groups[due] = (old[0], old[1], merged[indexes], indexes, old[4])
+    rows = sorted(groups.values(), key=_DUE)
+    return rows[bisect_right(rows, start_utc, key=_DUE) : bisect_right(rows, end_utc, key=_DUE)]
 
 
-def _first(group: tuple[datetime, datetime, list[_Hit]]) -> datetime:
-    return group[0]
+def slots_between(policy: Policy, tz: str, start: datetime, end: datetime) -> list[Slot]:
+    """All slots of the policy whose due time is in (start, end], sorted by due.
+
+    Works on whole local days around the window, since a calendar slot's due time
+    depends on every entry that falls on its date (slot_rows)."""
+    return rows_to_slots(policy.name, tz, slot_rows(policy, tz, start, end))
+
+
+def rows_to_slots(name: str, tz: str, rows: list[SlotRow]) -> list[Slot]:
+    """The Slots of a policy's slot_rows: the due in the zone, the key from the nominal."""
+    if not rows:
+        return []
+    prefix = name + "@"
+    zone = ZoneInfo(tz)
+    cache = _instants(zone)
+    slots = []
+    for _due, nominal, (level, names, reason), _, local in rows:
+        text = (cache.get(nominal) or _instant(nominal, zone))[2]
+        slots.append(Slot(name, prefix + text, local, level, names, reason))
+    return slots
 
 
 def cron_fired(expr: str, tz: str, after: datetime, until: datetime) -> bool:

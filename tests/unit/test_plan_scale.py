@@ -240,3 +240,242 @@ def test_ordered_is_by_instant_then_policy_and_target() -> None:
     assert got == expected
     assert [p for _, p, _ in got] == ["z", "b", "c", "a", "a", "b", "c"]
     assert ordered([]) == []
+
+
+# ---------------------------------------------------------------- calendar rules
+
+RULE_CASES = [
+    # (cron, month_day): the shapes the loader makes, and others croniter must decide
+    ("30 2 * * *", None),
+    ("0 0 * * *", None),
+    ("59 23 * * *", None),
+    ("05 04 * * *", None),
+    ("7 3 * * 1", None),
+    ("7 3 * * 0", None),
+    ("7 3 * * 7", None),
+    ("0 1 15 * *", None),
+    ("0 1 31 * *", None),
+    ("0 1 1 * *", 1),
+    ("0 1 31 * *", 31),
+    ("0 1 29 * *", 29),
+    ("0 1 * * *", 30),
+    ("0 1 15 * 2", 15),
+    ("0 1 15 * 2", None),
+    ("*/5 1 * * *", None),
+    ("0 1-3 * * *", None),
+    ("0 1 * 2 *", None),
+    ("0 1 L * *", None),
+    ("0 1 * * 1#2", None),
+    ("0 1 * * mon", None),
+    ("0 1 1,15 * *", None),
+]
+
+
+@pytest.mark.parametrize(("cron", "month_day"), RULE_CASES)
+def test_plain_rule_reads_what_croniter_reads(cron: str, month_day: int | None) -> None:
+    from orchestrator.policies.schedule import _croniter_rule, _plain_rule
+
+    plain = _plain_rule(cron, month_day)
+    assert plain is None or plain == _croniter_rule(cron, month_day)
+    # the loader's shapes never need croniter
+    minute, hour, *rest = cron.split()
+    if minute.isdigit() and hour.isdigit() and rest in (["*", "*", "*"], ["*", "*", "1"]):
+        assert plain is not None
+
+
+# Runs for the shortcut of decide_levels (no run after the first can be upgraded).
+SHORT = [("incremental", day(n)) for n in range(1, 20)]
+SHORT_MIXED = [(("full", "differential", "incremental")[n % 3], day(n)) for n in range(1, 30)]
+SHORTCUT_CASES = [
+    (SHORT, History(None, None), 35),  # new target: first upgraded, rest as asked
+    (SHORT, History(None, None), 18),  # the first full ages past the interval: no shortcut
+    (SHORT, History(None, None), 17),
+    (SHORT, History(day(0), day(0)), 19),  # the full serves to the last run
+    (SHORT, History(day(0), day(0)), 18),  # ... but for the last
+    (SHORT, History(None, day(0)), 35),  # snapshots but no full
+    (SHORT, History(day(0), day(0), True), 35),  # failed full
+    (SHORT_MIXED, History(None, None), 35),
+    (SHORT_MIXED, History(day(-10), day(0)), 35),
+    (SHORT_MIXED, History(day(-10), day(0)), 5),
+    (SHORT_MIXED[1:], History(None, None), 0),
+    (SHORT[:1], History(None, None), 0),
+]
+
+
+@pytest.mark.parametrize(("planned", "history", "max_full"), SHORTCUT_CASES)
+def test_decide_levels_shortcut_is_decide_level_run_by_run(planned, history, max_full) -> None:
+    from orchestrator.policies.levels import decide_levels_of
+
+    expected = one_by_one(planned, history, max_full)
+    assert decide_levels(planned, history, max_full) == expected
+    levels, dues = [a for a, _ in planned], [d for _, d in planned]
+    assert decide_levels_of(levels, dues, history, max_full) == expected
+
+
+def test_decide_levels_of_refuses_an_unknown_level_as_decide_level_does() -> None:
+    from orchestrator.policies.levels import decide_levels_of
+
+    with pytest.raises(ValueError, match="level must be one of"):
+        decide_levels_of(["incremental", "weekly"], [day(1), day(2)], History(None, None), 35)
+
+
+# A fall-back night (Europe/Berlin, 25 Oct 2026): dues in the zone subtract as wall times.
+FALL_BACK = [
+    ("incremental", datetime(2026, 10, 25, 0, 45, tzinfo=UTC).astimezone(BERLIN)),  # 02:45 CEST
+    ("incremental", datetime(2026, 10, 25, 1, 15, tzinfo=UTC).astimezone(BERLIN)),  # 02:15 CET
+]
+
+
+@pytest.mark.parametrize("hours", [-3, -2, -1.5, -1, -0.75, -0.5, -0.25, 0])
+def test_decide_levels_shortcut_across_a_fall_back_night(hours: float) -> None:
+    """A full whose age limit falls inside the repeated hour: the shortcut must not
+    answer from the last run alone. (A first run upgraded to full there is left out:
+    the run-by-run rules then see a newest snapshot older, as wall time, than the
+    newest full, and refuse the history.)"""
+    full = FALL_BACK[0][1].astimezone(UTC) - timedelta(days=1, hours=hours)
+    history = History(full, full)
+    assert decide_levels(FALL_BACK, history, 1) == one_by_one(FALL_BACK, history, 1)
+
+
+# ---------------------------------------------------------------- the whole plan
+
+PLAN_POLICIES = """\
+[orchestrator]
+state_dir = "var"
+timezone = "Europe/Berlin"
+max_full_interval_days = 10
+
+[targets.local]
+kind = "local"
+path = "repo"
+password = "secret:x"
+
+[targets.offsite]
+kind = "local"
+path = "repo2"
+password = "secret:x"
+
+[policies.files]
+importance = "normal"
+sources = ["data"]
+targets = ["local", "offsite"]
+daily   = { at = "02:30", level = "incremental" }
+weekly  = { on = "sun", at = "01:00", level = "differential" }
+monthly = { day = 31, at = "02:30", level = "full" }
+
+[policies.db]
+importance = "normal"
+sources = ["data"]
+targets = ["local"]
+daily = { at = "02:30", level = "incremental" }
+schedules = [
+  { cron = "30 2 * * *", level = "differential" },
+  { cron = "15 */6 * * *", level = "incremental" },
+]
+
+[policies.a-long-policy-name]
+importance = "normal"
+sources = ["data"]
+targets = ["offsite"]
+weekly  = { on = "mon", at = "23:59", level = "incremental" }
+
+[policies.quiet]
+importance = "normal"
+sources = ["data"]
+targets = ["local"]
+monthly = { day = 15, at = "00:00", level = "full" }
+"""
+
+
+def _plan_context(tmp_path, runs):
+    from orchestrator.catalog import RunRecord
+    from orchestrator.catalog.sqlite import SqliteCatalog
+    from orchestrator.engine.context import Context
+    from orchestrator.policies.loader import load_config
+    from orchestrator.restic.runner import Runner
+    from orchestrator.security.secrets import SecretStore
+
+    (tmp_path / "policies.toml").write_text(PLAN_POLICIES)
+    config = load_config(tmp_path / "policies.toml")
+    catalog = SqliteCatalog(tmp_path / "var" / "catalog.sqlite")
+    for i, (policy, target, when, level, outcome) in enumerate(runs):
+        catalog.start_run(
+            RunRecord(
+                id=f"run{i}",
+                kind="backup",
+                policy=policy,
+                target=target,
+                started_at=when,
+                host="h",
+                pid=1,
+                asked_level=level,
+                level=level,
+                outcome=outcome,
+                finished_at=when + timedelta(minutes=5),
+                snapshot_id=f"{i:08d}" if outcome == "success" else None,
+            )
+        )
+    return Context(config, catalog, Runner(), SecretStore(tmp_path / "var"))
+
+
+PLAN_HISTORIES = [
+    [],
+    [("files", "local", datetime(2026, 10, 20, 1, tzinfo=UTC), "full", "success")],
+    [
+        ("files", "offsite", datetime(2026, 10, 1, 1, tzinfo=UTC), "full", "success"),
+        ("files", "offsite", datetime(2026, 10, 19, 1, tzinfo=UTC), "full", "failed"),
+        ("db", "local", datetime(2026, 10, 19, 1, tzinfo=UTC), "incremental", "success"),
+    ],
+]
+# Windows across the fall-back night (25 Oct 2026), the spring-forward night (28 Mar
+# 2027), month ends and one short window.
+PLAN_WINDOWS = [
+    (datetime(2026, 10, 21, 10, tzinfo=UTC), 31),
+    (datetime(2027, 3, 20, 23, 30, tzinfo=UTC), 14),
+    (datetime(2026, 11, 24, 10, tzinfo=UTC), 3),
+    (datetime(2026, 10, 24, 23, 59, tzinfo=UTC), 1),
+]
+
+
+@pytest.mark.parametrize("history", range(len(PLAN_HISTORIES)))
+@pytest.mark.parametrize(("start", "days"), PLAN_WINDOWS)
+def test_plan_parts_and_table_are_the_run_by_run_plan(tmp_path, history, start, days) -> None:
+    """plan_parts (shared calendar rows, decide_levels' shortcut) and plan_table_pieces
+    (no object per run) give the plan made the plain way: slots_between per policy,
+    decide_level run by run, ordered by instant, policy, target, drawn by `table`."""
+    from orchestrator.engine.plan import history_before, plan, plan_parts
+    from orchestrator.policies.schedule import slots_between
+    from orchestrator.render.listing import plan_json_parts_pieces, plan_table_pieces
+
+    ctx = _plan_context(tmp_path, PLAN_HISTORIES[history])
+    settings = ctx.config.settings
+    expected = []
+    for name, policy in ctx.config.policies.items():
+        slots = slots_between(policy, settings.timezone, start, start + timedelta(days=days))
+        for target in policy.targets:
+            trail = ctx.catalog.run_trail(name, target, "backup")
+            known = history_before(trail, start)
+            made = one_by_one([(s.level, s.due) for s in slots], known, 10)
+            expected += [(s, target, d) for s, d in zip(slots, made, strict=True)]
+    expected.sort(key=lambda r: (r[0].due.astimezone(UTC), r[0].policy, r[1]))
+    got = plan(ctx, start, days)
+    assert [(r.slot, r.target, r.decision) for r in got] == expected
+    assert len(expected) > days  # every window has runs
+    text = "".join(plan_table_pieces(plan_parts(ctx, start, days), settings.timezone))
+    drawn = table(
+        ["due", "policy", "target", "level", "why"],
+        [[s.due, s.policy, t, d.level, f"{s.reason}; {d.reason}"] for s, t, d in expected],
+    )
+    assert text == drawn + "\n"
+    parts = plan_parts(ctx, start, days)
+    as_json = "".join(plan_json_parts_pieces(start, days, parts, settings.timezone))
+    assert as_json == plan_json(start, days, got)  # byte for byte
+    assert json.loads(as_json)["runs"][0]["slot"].startswith(expected[0][0].policy + "@")
+    ctx.catalog.close()
+
+
+def test_plan_table_of_nothing(tmp_path) -> None:
+    from orchestrator.render.listing import plan_json_parts_pieces, plan_table_pieces
+
+    assert "".join(plan_table_pieces([], "UTC")) == "nothing scheduled in this window\n"
+    assert "".join(plan_json_parts_pieces(T0, 3, [], "UTC")) == plan_json(T0, 3, [])
