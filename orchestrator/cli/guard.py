@@ -44,10 +44,19 @@ def check(obj: Obj, command: str, policy: str | None, destination: Path | None) 
     from orchestrator.security.identity import current_identity
 
     action = access.action_for(command)
-    if action in access.OPEN:
-        return  # needs no config: `demo` has none
-    config = obj.config
+    if action in (access.DEMO, access.CHECK_PROOF):
+        return  # needs no config and touches nothing of the installation
     identity = current_identity()
+    if identity.via_sudo:  # root acting for a person: the person must not choose the rules
+        problem = access.untrusted_config(obj.config_path)
+        if problem:
+            raise AccessDenied(
+                f"not permitted: {identity} may not run '{command}' with {problem}: through "
+                "sudo only a policies file that root alone can change is honoured"
+            )
+    if action in access.OPEN:
+        return
+    config = obj.config
     path = None
     if action == access.RESTORE and destination is not None:
         path = access.resolve_destination(destination)

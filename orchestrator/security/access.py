@@ -199,6 +199,33 @@ def access_warnings(
 # --------------------------------------------------------------------------- the edges
 
 
+def untrusted_config(path: Path) -> str | None:
+    """Why the policies file at `path` is not root's alone, or None when it is.
+
+    Through sudo the process is root, and the policies file decides everything it does
+    (the roles, `state_dir`, the key file, `restic_binary`): a file the person could write,
+    or put in a folder they can write, would let them grant themselves any role or run
+    any program as root. The file itself (links followed) and every folder above it must
+    be owned by root and not writable by group or others (a sticky folder such as /tmp
+    protects root's entries and is accepted)."""
+    try:
+        real = Path(os.path.realpath(path))
+        st = os.stat(real)
+    except OSError as exc:
+        return f"the policies file {path} ({exc.strerror})"
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        return f"the policies file {real} (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o})"
+    for folder in real.parents:
+        fst = os.stat(folder)
+        writable = fst.st_mode & 0o022 and not fst.st_mode & 0o1000
+        if fst.st_uid != 0 or writable:
+            return (
+                f"the policies file {real} in the folder {folder} (owner uid {fst.st_uid}, "
+                f"mode {fst.st_mode & 0o7777:o})"
+            )
+    return None
+
+
 def resolve_destination(given: Path) -> Path:
     """Where a restore into `given` writes: absolute, `~` expanded, `..` and every
     symlink of the parts that exist followed (as the kernel will when restoring)."""

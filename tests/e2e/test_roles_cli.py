@@ -351,3 +351,34 @@ def test_a_denial_is_published_as_an_event(ws: Workspace, monkeypatch: pytest.Mo
         "backup",
     )
     assert event.details["via_sudo"] is True and event.policy == "files"
+
+
+def test_through_sudo_a_policies_file_the_person_could_write_is_refused(ws: Workspace) -> None:
+    """The policies file decides the roles, state_dir and restic_binary of a process that
+    runs as root: through sudo, a file (or folder) the person can write is never read."""
+    access(ws, f'requesters = {{ "{ALICE}" = ["files"] }}\n')
+    sudo = {**ws.env, "SUDO_USER": ALICE, "SUDO_UID": str(pwd.getpwnam(ALICE).pw_uid)}
+    theirs = ws.root / "alice-owned"
+    theirs.mkdir()
+    evil = theirs / "evil.toml"
+    # alice makes herself operator and brings her own "restic"
+    evil.write_text(
+        ws.config.read_text().replace(f'requesters = {{ "{ALICE}" = ["files"] }}\n', "")
+        + f'operators = ["{ALICE}"]\n'
+    )
+    give_to(theirs, ALICE)
+    outside = ws.root / "outside" / "x"
+    denied = _as_root(
+        ws, sudo, "--config", str(evil), "restore", "files", "--to", str(outside), check=77
+    )
+    line = one_line(denied.stderr)
+    assert "only a policies file that root alone can change is honoured" in line
+    assert f"owner uid {pwd.getpwnam(ALICE).pw_uid}" in line
+    assert not outside.exists()
+    # root's own file, but group-writable: refused too
+    shared = ws.root / "shared.toml"
+    shared.write_text(ws.config.read_text())
+    shared.chmod(0o664)
+    _as_root(ws, sudo, "--config", str(shared), "status", check=77)
+    # root's file, root's folder: honoured
+    _as_root(ws, sudo, "status")
