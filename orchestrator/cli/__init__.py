@@ -143,11 +143,13 @@ def main() -> None:
         _audit_written(0, as_json)
     except click.exceptions.Abort:
         _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
-    except click.ClickException as exc:
-        if as_json:
-            _fail(exc.format_message(), ExitCode.USAGE, "usage", as_json)
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # the help itself, as asked for by giving nothing
         sys.exit(ExitCode.USAGE)
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(exc.format_message() + hint, ExitCode.USAGE, "usage", as_json)
     except OrchestratorError as exc:
         _fail(exc.message, exc.exit_code, getattr(exc, "kind", type(exc).__name__), as_json)
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,15 @@ def restore(
         )
 
 
+def _finite_share(value: float | None) -> float | None:
+    """click's range lets NaN through (every comparison with it is false): refuse it."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(
+            f"{value} is not a number between 0 and 1", param_hint="--max-share"
+        )
+    return value
+
+
 @click.command()
 @click.argument("policy", required=False)
 @click.option("--target", help="Only this target of the policy.")
@@ -163,14 +173,15 @@ def restore(
 @click.option(
     "--max-share",
     type=click.FloatRange(0, 1, min_open=True),
+    callback=lambda _ctx, _param, value: _finite_share(value),
     help="Override forget_max_share for this run (e.g. 0.9 after retention was tightened).",
 )
 @click.pass_obj
 def forget(
     obj: Obj, policy: str | None, target: str | None, dry_run: bool, max_share: float | None
 ) -> None:
-    """Apply retention: restic plans (--dry-run --json), we check, then forget by id."""
-    from orchestrator.engine.retention import forget_policy
+    """Apply retention: planned from one listing per target, checked, then forgotten by id."""
+    from orchestrator.engine.retention import forget_policies
     from orchestrator.restic.features import BUSY_KINDS
 
     cfg = obj.config
@@ -180,9 +191,8 @@ def forget(
         else [p for p in cfg.policies.values() if not p.retention.is_empty()]
     )
     ctx = obj.context()
-    results = []
-    for pol in policies:
-        results += forget_policy(ctx, pol, dry_run, target, max_share)
+    # all at once: one listing (and one `restic forget`) per target, however many policies
+    results = forget_policies(ctx, policies, dry_run, target, max_share)
     # A dry run shows a refusal as its plan; only errors fail it.
     bad = [r for r in results if r.error or (r.refused and not dry_run)]
     code = (

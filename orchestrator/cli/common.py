@@ -68,7 +68,17 @@ def parse_time(value: str | None, tz: str, option: str) -> datetime | None:
         raise UsageError(
             f"{option}: '{value}' is not an ISO 8601 time (e.g. 2026-11-24T01:30)"
         ) from None
+    if not EARLIEST <= parsed.replace(tzinfo=None) <= LATEST:
+        raise UsageError(
+            f"{option}: '{value}' is outside {EARLIEST.year}..{LATEST.year} (the calendar, "
+            "the catalog and restic's snapshot times work within these years)"
+        )
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
+
+
+# Times accepted on the command line: a pass at year 1 recorded "first seen" there, and
+# every later pass then failed computing days before it.
+EARLIEST, LATEST = datetime(1971, 1, 1), datetime(9998, 12, 31)
 
 
 def simulated_now(value: str | None, tz: str) -> datetime | None:

@@ -72,17 +72,6 @@ class ForgetResult:
         return f"{where}: keep {len(self.keep)}, {verb} {len(self.remove)}{kept}"
 
 
-def forget_policy(
-    ctx: Context,
-    policy: Policy,
-    dry_run: bool = False,
-    only_target: str | None = None,
-    max_share: float | None = None,
-) -> list[ForgetResult]:
-    """Plan (always), check the plan, then forget by id on each target of the policy."""
-    return forget_policies(ctx, [policy], dry_run, only_target, max_share)
-
-
 def forget_policies(
     ctx: Context,
     policies: list[Policy],

@@ -148,3 +148,26 @@ def test_item13_status_labels_its_time_zone_and_uses_it_throughout(workspace: Wo
     assert "times in Asia/Tokyo" in text
     assert "11-02 19:00" in text  # the full of 10:00 UTC, shown at 19:00 Tokyo time
     assert "11-03 01:30" in text  # the next daily slot at 01:30 Tokyo time
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("forget", "--max-share", "nan"), "nan is not a number between 0 and 1"),
+        (("plan", "--days", "-1"), "-1 is not in the range"),
+        (("run", "--due", "--now", "0001-01-02T00:00"), "is outside 1971..9998"),
+        (("status", "--now", "0001-01-01T00:00"), "is outside 1971..9998"),
+        (("backup", "files", "--now", "9999-12-31T23:00"), "is outside 1971..9998"),
+    ],
+)
+def test_bad_option_values_are_one_line_and_nothing_is_recorded(
+    workspace: Workspace, args: tuple[str, ...], says: str
+) -> None:
+    """A NaN share turned the retention guard off; a pass at year 1 recorded 'first seen'
+    there and every later pass failed with a traceback (break-it trial)."""
+    ws = workspace
+    result = ws.orc(*args, check=None)
+    lines = [ln for ln in _one_line(result, 2).splitlines() if ln.strip()]
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert lines[0].startswith("orchestrator: ")
+    ws.orc("run", "--due", "--now", "2026-03-04T12:00")  # later passes are unharmed
