@@ -198,6 +198,13 @@ def catalog_error(path: Path, exc: BaseException) -> CatalogError:
             "'orchestrator catalog rebuild' to rebuild it from the repositories",
             kind="catalog_damaged",
         )
+    denied = getattr(exc, "errno", None) == errno.EACCES or "unable to open" in low
+    if denied and not os.access(path.parent, os.W_OK | os.X_OK):
+        return CatalogError(
+            f"catalog {path}: permission denied ({text}): run this as the user who owns "
+            f"{path.parent} (or through sudo)",
+            kind="catalog_denied",
+        )
     return CatalogError(f"catalog {path}: {text}", kind="catalog")
 
 
@@ -244,7 +251,10 @@ class SqliteCatalog:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            try:
+                conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise catalog_error(path, exc) from None
             conn.row_factory = sqlite3.Row
             self.db = _Db(conn, path)
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -154,6 +154,14 @@ def main() -> None:
         _fail(exc.message, exc.exit_code, getattr(exc, "kind", type(exc).__name__), as_json)
     except KeyboardInterrupt:
         _fail("interrupted", ExitCode.CANCELLED, "cancelled", as_json)
+    except PermissionError as exc:  # a file of the installation this user may not read
+        _fail(
+            f"permission denied: {exc.filename}: run this as the user who owns the "
+            "installation's files (or through sudo)",
+            ExitCode.FAILURE,
+            "permission",
+            as_json,
+        )
     except Exception as exc:
         if not as_json:
             raise  # a bug: its traceback is the report
