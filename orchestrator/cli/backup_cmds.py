@@ -108,7 +108,7 @@ def snapshots(obj: Obj, policy: str | None, target: str | None) -> None:
     "--to",
     "destination",
     required=True,
-    type=click.Path(path_type=Path),
+    callback=lambda _ctx, _param, value: _destination(value),
     help="Directory to restore into (must be empty unless --overwrite).",
 )
 @click.option("--snapshot", default="latest", show_default=True, help="Snapshot id or 'latest'.")
@@ -155,6 +155,13 @@ def restore(
             f"failed: {why}",
             err=True,
         )
+
+
+def _destination(value: str) -> Path:
+    """`--to ""` would be the current directory: a restore there must be asked for by name."""
+    if not value.strip():
+        raise click.BadParameter("is empty: name the directory to restore into", param_hint="--to")
+    return Path(value)
 
 
 def _finite_share(value: float | None) -> float | None:

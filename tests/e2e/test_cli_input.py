@@ -158,6 +158,7 @@ def test_item13_status_labels_its_time_zone_and_uses_it_throughout(workspace: Wo
         (("run", "--due", "--now", "0001-01-02T00:00"), "is outside 1971..9998"),
         (("status", "--now", "0001-01-01T00:00"), "is outside 1971..9998"),
         (("backup", "files", "--now", "9999-12-31T23:00"), "is outside 1971..9998"),
+        (("restore", "files", "--to", "", "--overwrite"), "--to: is empty"),
     ],
 )
 def test_bad_option_values_are_one_line_and_nothing_is_recorded(
