@@ -414,8 +414,9 @@ def daemon_forgets(s: Setup, sizes: tuple[int, ...]) -> rt.Row:
     """restic processes of a daemon pass's retention over N policies sharing a target.
 
     A first pass backs every policy up (and plans retention with one snapshot each); the
-    pass measured, a day later, backs each up again, so `last = 1` removes one snapshot
-    of every policy: its retention listing and removal are counted."""
+    pass measured, a day later, backs each up again (fulls: retention keeps the newest
+    full), so `last = 1` removes one snapshot of every policy: its retention listing and
+    removal are counted."""
     figure = "daemon pass over N policies sharing one target: retention's restic processes"
     counts = {}
     first = datetime.fromisoformat(PASS_NOW) - timedelta(days=1)
@@ -426,7 +427,7 @@ def daemon_forgets(s: Setup, sizes: tuple[int, ...]) -> rt.Row:
             body = target("shared", s.repo(f"daemon-{n}-repo")) + "".join(
                 policy(f"p{i:05d}", s.data["count"], "shared", "retention = { last = 1 }")
                 for i in range(n)
-            )
+            ).replace('level = "incremental"', 'level = "full"')  # the newest full is kept
             config = s.write_config(folder, body, restic=str(counter.binary))
             counter.commands(s.orc(config, "run", "--due", "--now", first.isoformat()), s.orc_env)
             commands = counter.commands(s.orc(config, "run", "--due", "--now", PASS_NOW), s.orc_env)
