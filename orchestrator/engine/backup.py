@@ -8,6 +8,7 @@ the others; the caller turns the outcomes into an exit code.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from dataclasses import dataclass, replace
@@ -33,6 +34,8 @@ from orchestrator.policies.levels import History, LevelDecision, decide_level
 from orchestrator.policies.model import LEVEL_RANK, Level, Policy, TargetSpec
 from orchestrator.restic import commands, features
 from orchestrator.restic.runner import Repository
+
+log = logging.getLogger("orchestrator.backup")
 
 AUTO = "auto"
 
@@ -301,6 +304,14 @@ def _guard_file_count(
     retention can never keep it in place of the real data. Raises the run's failure."""
     files = run.files_total or 0
     before = previous.files_total if previous is not None else None
+    if previous is not None and before is None and previous.snapshot_id:
+        log.warning(
+            "policy '%s': the file count of the previous snapshot %s is not known (a catalog "
+            "rebuilt on restic 0.14 does not have it): this run cannot be checked for a "
+            "shrunk source; the next one can",
+            policy.name,
+            commands.short_id(previous.snapshot_id),
+        )
     if files == 0 and not policy.allow_empty:
         kind = features.SOURCE_EMPTY
         why = "the sources hold no files (an unmounted mount point? everything excluded?)"

@@ -256,6 +256,7 @@ def rebuild_target(ctx: Context, target: str, snaps: list[Snapshot]) -> Reconcil
             outcome="success",
             finished_at=snap.time,
             snapshot_id=snap.id,
+            files_total=snap.files,  # restic 0.17+; 0.14 does not record it (see backup.py)
             message=f"rebuilt from snapshot {snap.short_id}'s tags (run:{tag or '-'})",
         )
         ctx.catalog.start_run(run)

@@ -37,6 +37,7 @@ class Snapshot:
     tags: tuple[str, ...]
     hostname: str = ""
     parent: str | None = None
+    files: int | None = None  # restic 0.17+ records the backup's file count in the snapshot
 
     @property
     def short_id(self) -> str:
@@ -140,17 +141,7 @@ def snapshots(runner: Runner, repo: Repository, tags: Sequence[str] = ()) -> lis
     if not result.ok:
         raise fail(repo, "listing snapshots", result)
     items = json.loads(result.stdout or "[]") or []
-    snaps = [
-        Snapshot(
-            id=item["id"],
-            time=parse_time(item["time"]),
-            paths=tuple(item.get("paths") or ()),
-            tags=tuple(item.get("tags") or ()),
-            hostname=item.get("hostname", ""),
-            parent=item.get("parent"),
-        )
-        for item in items
-    ]
+    snaps = [_snapshot_of(item) for item in items]
     return sorted(snaps, key=lambda s: s.time)
 
 
@@ -469,6 +460,7 @@ def _snapshot_of(item: dict) -> Snapshot:
         tags=tuple(item.get("tags") or ()),
         hostname=item.get("hostname", ""),
         parent=item.get("parent"),
+        files=(item.get("summary") or {}).get("total_files_processed"),
     )
 
 

@@ -98,6 +98,7 @@ class Features:
     retry_lock: bool  # `--retry-lock DURATION` (0.16)
     stdin_from_command: bool  # `backup --stdin-from-command -- CMD...` (0.17)
     check_json: bool  # `check --json` (0.18)
+    snapshot_summary: bool  # a snapshot records its backup's counts (`summary`) (0.17)
     # `forget --keep-*`: a rule with counts left at the oldest snapshot keeps it (0.16)
     forget_keeps_oldest: bool
 
@@ -109,6 +110,7 @@ _ADDED_IN: dict[str, tuple[int, int]] = {
     "exit_codes": (0, 17),
     "json_errors": (0, 17),
     "stdin_from_command": (0, 17),
+    "snapshot_summary": (0, 17),
     "check_json": (0, 18),
 }
 

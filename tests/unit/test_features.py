@@ -16,12 +16,12 @@ V014, V016, V017, V018 = (Version(0, m, 0) for m in (14, 16, 17, 18))
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
-        (Version(0, 0, 0), Features(False, False, False, False, False, False)),
-        (V014, Features(False, False, False, False, False, False)),
-        (V016, Features(False, False, True, False, False, True)),
-        (V017, Features(True, True, True, True, False, True)),
-        (V018, Features(True, True, True, True, True, True)),
-        (Version(1, 0, 0), Features(True, True, True, True, True, True)),
+        (Version(0, 0, 0), Features(False, False, False, False, False, False, False)),
+        (V014, Features(False, False, False, False, False, False, False)),
+        (V016, Features(False, False, True, False, False, False, True)),
+        (V017, Features(True, True, True, True, False, True, True)),
+        (V018, Features(True, True, True, True, True, True, True)),
+        (Version(1, 0, 0), Features(True, True, True, True, True, True, True)),
     ],
 )
 def test_item4_feature_table_by_version(version: Version, expected: Features) -> None:
