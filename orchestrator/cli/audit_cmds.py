@@ -55,9 +55,19 @@ def _read_text(path: Path, what: str) -> str:
 @click.pass_obj
 def audit_init(obj: Obj) -> None:
     """Make the signing key (if there is none), sign a first checkpoint, print the public key."""
+    from orchestrator.audit.sink import record_action
+
     trail = _trail(obj)
     key = trail.verifier_key().text()
     _text, size, _ = trail.checkpoint(remote=False)
+    record_action(
+        obj.config,
+        "audit.init",
+        "success",
+        key_file=str(trail.settings.key_file),
+        public_key=key,
+        tree_size=size,
+    )
     obj.emit(
         "audit.init",
         {"public_key": key, "key_file": trail.settings.key_file, "tree_size": size},
@@ -71,8 +81,11 @@ def audit_init(obj: Obj) -> None:
 @click.pass_obj
 def audit_checkpoint(obj: Obj) -> None:
     """Sign a checkpoint now and publish it to the export directory and every repository."""
+    from orchestrator.audit.sink import record_action
+
     ctx = obj.context()
     text, size, places = ctx.audit.trail.checkpoint(remote=True)
+    record_action(obj.config, "audit.checkpoint", "success", tree_size=size, published=places)
     obj.emit(
         "audit.checkpoint",
         {"tree_size": size, "checkpoint": text, "published": places},

@@ -55,3 +55,57 @@ def test_a_run_killed_with_9_is_an_audit_record_at_the_next_start(
     ws.orc("status")  # recovered once: the next start records nothing more
     assert len([r for r in audit_records(ws) if r["what"] == "run.interrupted"]) == 1
     assert len(catalog_runs(ws)) == 1  # no second run row in the catalog
+
+
+# ----------------------------------------------------------------- B: secrets, key, catalog
+
+SET_VALUE = "value-never-in-the-log-1f3a"
+PLAIN_VALUE = "plain-value-never-in-the-log-9c2e"
+
+
+def test_secret_key_and_catalog_commands_are_audit_records_without_values(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    extra = 'secrets_key_file = "keys/secrets.key"\n'
+    ws.config.write_text(
+        ws.config.read_text().replace('timezone = "UTC"\n', 'timezone = "UTC"\n' + extra)
+    )
+    ws.orc("secrets", "set", "db-password", input=SET_VALUE + "\n")
+    ws.orc("secrets", "set", "generated-one", "--generate")
+    plain = ws.root / "var" / "secrets"
+    plain.mkdir(parents=True, exist_ok=True)
+    (plain / "old-plain").write_text(PLAIN_VALUE)
+    ws.orc("secrets", "migrate")
+    ws.orc("secrets", "rotate")
+    ws.orc("secrets", "remove", "db-password")
+    ws.orc("secrets", "remove", "no-such-secret", check=None)
+    ws.orc("audit", "init")
+    ws.orc("audit", "checkpoint")
+    ws.orc("catalog", "rebuild")
+
+    records = audit_records(ws)
+    acts = [
+        (r["what"], r["outcome"], r.get("secret"))
+        for r in records
+        if r["what"].startswith(("secret.set", "secret.remove", "secrets.", "audit.", "catalog."))
+    ]
+    assert acts == [
+        ("secret.set", "success", "db-password"),
+        ("secret.set", "success", "generated-one"),
+        ("secrets.migrate", "success", None),
+        ("secrets.rotate", "success", None),
+        ("secret.remove", "success", "db-password"),
+        ("secret.remove", "failed", "no-such-secret"),
+        ("audit.init", "success", None),
+        ("audit.checkpoint", "success", None),
+        ("catalog.rebuild", "success", None),
+    ], acts
+    by_what = {r["what"]: r for r in records}
+    assert by_what["secrets.migrate"]["secrets"] == ["old-plain"]
+    assert str(ws.root / "keys" / "secrets.key") in by_what["secrets.rotate"]["new_key"]
+    assert by_what["audit.checkpoint"]["tree_size"] > 0
+    assert all(r.get("unix_user") or r.get("who") for r in records)
+    log = (ws.root / "var" / "audit" / "log.jsonl").read_bytes()
+    assert SET_VALUE.encode() not in log and PLAIN_VALUE.encode() not in log
+    ws.orc("audit", "verify")
