@@ -114,7 +114,10 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         if copy and copy.is_file():
             found.append((str(copy), _read_text(copy, "checkpoint")))
     found += [(str(p), _read_text(p, "checkpoint")) for p in checkpoints]
-    report = verify_log(trail.log.lines, found, key, signing.verify)
+    committed = trail.log.committed()
+    report = verify_log(
+        trail.log.lines, found, key, signing.verify, committed[:2] if committed else None
+    )
     if not report.ok:
         more = len(report.problems) - 1
         raise DamageError(

@@ -109,3 +109,50 @@ def test_secret_key_and_catalog_commands_are_audit_records_without_values(
     log = (ws.root / "var" / "audit" / "log.jsonl").read_bytes()
     assert SET_VALUE.encode() not in log and PLAIN_VALUE.encode() not in log
     ws.orc("audit", "verify")
+
+
+# ----------------------------------------------------------------- C: the newest records cut
+
+
+@pytest.fixture
+def sparse(tmp_path: Path) -> AuditWs:
+    """Ten records, only the first in a checkpoint (the default cadence is 100)."""
+    ws = AuditWs(tmp_path, every=100)
+    ws.write()
+    return ws
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_deleting_the_newest_lines_is_damage_named_at_the_first_missing(
+    sparse: AuditWs, cut: int
+) -> None:
+    sparse.set_lines(sparse.lines()[:-cut])  # sed -i '$d'
+    err = sparse.broken()
+    assert f"the log has {10 - cut} complete records" in err
+    assert f"record {10 - cut} onward removed" in err, err
+    # and nothing more is appended over the gap
+    result = sparse.orc("status", check=1)
+    assert "audit log" in result.stderr and "damaged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert len(sparse.lines()) == 10 - cut
+
+
+def test_cutting_into_a_committed_record_is_damage_and_never_repaired(sparse: AuditWs) -> None:
+    whole = sparse.log.read_bytes()
+    sparse.log.write_bytes(whole[:-7])  # the last record loses its end and its newline
+    err = sparse.broken()
+    assert "record 9 onward removed" in err, err
+    result = sparse.orc("status", check=1)
+    assert "record 9 is cut" in result.stderr, result.stderr
+    assert sparse.log.read_bytes() == whole[:-7]  # not "repaired" by an append
+    assert b"audit.torn_tail" not in sparse.log.read_bytes()
+
+
+def test_a_torn_line_beyond_the_committed_records_is_still_repaired(sparse: AuditWs) -> None:
+    with sparse.log.open("ab") as fh:
+        fh.write(b'{"details":{"half":')
+    assert "audit log intact: 10 records" in sparse.orc("audit", "verify").stdout
+    sparse.orc("status")
+    whats = [json.loads(line)["what"] for line in sparse.lines()]
+    assert whats[10] == "audit.torn_tail"
+    sparse.orc("audit", "verify")
