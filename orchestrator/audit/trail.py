@@ -52,6 +52,7 @@ class AuditTrail:
         self.identity = identity
         self.now = now
         self._signer: Signer | None = None
+        self.refused: list[str] = []  # places the last publish would not overwrite, and why
 
     # ------------------------------------------------------------------ records
 
@@ -158,12 +159,16 @@ class AuditTrail:
         signer = self.signer()
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
         done = []
+        self.refused = []
         for label, publish, is_remote in self.publishers:
             if is_remote and not remote:
                 continue
             try:
                 if publish(text, vkey):
                     done.append(label)
+            except cpmod.CheckpointRefused as exc:  # evidence there: kept, and said
+                self.refused.append(f"{label}: {exc.message}")
+                log.error("audit: checkpoint not published to %s", self.refused[-1])
             except Exception as exc:  # a repository away must not fail the audited action
                 log.error("audit: checkpoint not published to %s: %s", label, exc)
         return done

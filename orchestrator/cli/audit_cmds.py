@@ -84,8 +84,22 @@ def audit_checkpoint(obj: Obj) -> None:
     from orchestrator.audit.sink import record_action
 
     ctx = obj.context()
-    text, size, places = ctx.audit.trail.checkpoint(remote=True)
-    record_action(obj.config, "audit.checkpoint", "success", tree_size=size, published=places)
+    trail = ctx.audit.trail
+    text, size, places = trail.checkpoint(remote=True)
+    refused = list(trail.refused)
+    record_action(
+        obj.config,
+        "audit.checkpoint",
+        "refused" if refused else "success",
+        tree_size=size,
+        published=places,
+        refused=refused,
+    )
+    if refused:
+        raise DamageError(
+            f"checkpoint {size} not published to {'; '.join(refused)}"
+            + (f" (published to {', '.join(places)})" if places else "")
+        )
     obj.emit(
         "audit.checkpoint",
         {"tree_size": size, "checkpoint": text, "published": places},

@@ -5,6 +5,7 @@ repository's checkpoint of another key, a bad export place, malformed proofs."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
@@ -156,3 +157,38 @@ def test_a_torn_line_beyond_the_committed_records_is_still_repaired(sparse: Audi
     whats = [json.loads(line)["what"] for line in sparse.lines()]
     assert whats[10] == "audit.torn_tail"
     sparse.orc("audit", "verify")
+
+
+# ----------------------------------------------------------------- D: a repository's checkpoint
+
+
+@pytest.mark.parametrize("replaced", ["key", "log"])
+def test_a_repository_checkpoint_of_another_key_or_a_larger_tree_is_not_overwritten(
+    workspace: Workspace, replaced: str
+) -> None:
+    ws = workspace
+    for _ in range(3):
+        ws.orc("status")
+    ws.orc("audit", "checkpoint")
+    there = ws.repo / "orchestrator-audit" / "checkpoint"
+    kept = there.read_text()
+    kept_size = int(kept.splitlines()[1])
+    # Someone replaces the log (and, for "key", the signing key too) with a shorter one.
+    shutil.rmtree(ws.root / "var" / "audit")
+    if replaced == "key":
+        shutil.rmtree(ws.root / "keys")
+
+    result = ws.orc("audit", "checkpoint", check=4)
+
+    assert there.read_text() == kept  # the evidence stays
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert f"target 'local': {there}" in last, last
+    if replaced == "key":
+        assert "signed by another key" in last
+    else:
+        assert f"holds a checkpoint of {kept_size} records, more than this log's" in last
+    [rec] = [r for r in audit_records(ws) if r["what"] == "audit.checkpoint"]
+    assert rec["outcome"] == "refused" and "target 'local'" in rec["refused"][0]
+    # the repository's copy still convicts the replaced log
+    ws.orc("audit", "verify", check=4)
