@@ -63,11 +63,13 @@ def audit_init(obj: Obj) -> None:
     record_action(
         obj.config,
         "audit.init",
-        "success",
+        "failed" if trail.export_failed else "success",
         key_file=str(trail.settings.key_file),
         public_key=key,
         tree_size=size,
+        error=trail.export_failed,
     )
+    _export_failed(trail)
     obj.emit(
         "audit.init",
         {"public_key": key, "key_file": trail.settings.key_file, "tree_size": size},
@@ -75,6 +77,15 @@ def audit_init(obj: Obj) -> None:
         f"this host's data)\npublic key (give it to your auditors): {key}\n"
         f"checkpoints: {trail.settings.export_dir} (size {size} signed)",
     )
+
+
+def _export_failed(trail: Any) -> None:
+    from orchestrator.errors import OrchestratorError
+
+    if trail.export_failed:
+        raise OrchestratorError(
+            f"checkpoint not exported to {trail.settings.export_dir}: {trail.export_failed}"
+        )
 
 
 @audit_group.command("checkpoint")
@@ -90,11 +101,13 @@ def audit_checkpoint(obj: Obj) -> None:
     record_action(
         obj.config,
         "audit.checkpoint",
-        "refused" if refused else "success",
+        "failed" if trail.export_failed else "refused" if refused else "success",
         tree_size=size,
         published=places,
         refused=refused,
+        error=trail.export_failed,
     )
+    _export_failed(trail)
     if refused:
         raise DamageError(
             f"checkpoint {size} not published to {'; '.join(refused)}"

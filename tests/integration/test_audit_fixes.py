@@ -192,3 +192,32 @@ def test_a_repository_checkpoint_of_another_key_or_a_larger_tree_is_not_overwrit
     assert rec["outcome"] == "refused" and "target 'local'" in rec["refused"][0]
     # the repository's copy still convicts the replaced log
     ws.orc("audit", "verify", check=4)
+
+
+# ----------------------------------------------------------------- E: the export place
+
+
+def test_an_export_dir_that_is_a_file_is_a_validate_problem(aws: AuditWs) -> None:  # noqa: F811
+    (aws.root / "a-file").write_text("not a folder\n")
+    aws.config.write_text(aws.config.read_text() + 'export_dir = "a-file"\n')
+    result = aws.orc("validate", check=2)
+    assert "export_dir" in result.stderr and "a-file exists and is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["init", "checkpoint"])
+def test_a_failed_export_fails_audit_init_and_checkpoint_naming_the_place(
+    aws: AuditWs,  # noqa: F811
+    command: str,
+) -> None:
+    export = aws.root / "var" / "audit" / "export"
+    shutil.rmtree(export / "checkpoints")
+    (export / "checkpoints").write_text("in the way\n")  # the history folder cannot be made
+    before = (export / "checkpoint").read_text()
+    result = aws.orc("audit", command, check=1)
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert f"checkpoint not exported to {export}" in line, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (export / "checkpoint").read_text() == before
+    [rec] = [r for r in audit_records(aws) if r["what"] == f"audit.{command}"]
+    assert rec["outcome"] == "failed" and "cannot write" in rec["error"]
