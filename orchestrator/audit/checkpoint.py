@@ -97,7 +97,9 @@ def parse(text: str, where: str = "checkpoint") -> tuple[Checkpoint, str, list[t
     if len(lines) < 3:
         raise CheckpointError(f"{where}: needs an origin, a size and a root hash line")
     origin, size_text, root_text = lines[:3]
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if not (size_text.isascii() and size_text.isdigit()) or (
+        size_text != "0" and size_text.startswith("0")
+    ):
         raise CheckpointError(f"{where}: tree size '{size_text}' is not a decimal number")
     try:
         root = base64.b64decode(root_text, validate=True)

@@ -140,7 +140,7 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         copy = Path(path) / AUDIT_FOLDER / "checkpoint" if spec.kind == "local" else None
         if copy and copy.is_file():
             found.append((str(copy), _read_text(copy, "checkpoint")))
-    found += [(str(p), _read_text(p, "checkpoint")) for p in checkpoints]
+    found += [(str(p), _given_checkpoint(p)) for p in checkpoints]
     committed = trail.log.committed()
     report = verify_log(
         trail.log.lines, found, key, signing.verify, committed[:2] if committed else None
@@ -164,6 +164,19 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         + (f" ({uncovered} newer records not yet in a checkpoint)" if uncovered else "")
     )
     obj.emit("audit.verify", payload, "\n".join([text, *report.notes]))
+
+
+def _given_checkpoint(path: Path) -> str:
+    """A file the auditor names must be a checkpoint: garbage there is their mistake
+    (exit 2), not damage to the log; a well-formed one that fails is damage (exit 4)."""
+    from orchestrator.audit import checkpoint as cpmod
+
+    text = _read_text(path, "checkpoint")
+    try:
+        cpmod.parse(text, str(path))
+    except cpmod.CheckpointError as exc:
+        raise UsageError(f"--checkpoint {path} is not a checkpoint: {exc}") from None
+    return text
 
 
 def _newest(trail: Any) -> tuple[str, int]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from conftest import ORCHESTRATOR, Workspace
 from test_audit_tamper import AuditWs, aws  # noqa: F401  (a fixture)
 from test_faults import (
     big_data,  # noqa: F401  (a fixture)
@@ -221,3 +221,62 @@ def test_a_failed_export_fails_audit_init_and_checkpoint_naming_the_place(
     assert (export / "checkpoint").read_text() == before
     [rec] = [r for r in audit_records(aws) if r["what"] == f"audit.{command}"]
     assert rec["outcome"] == "failed" and "cannot write" in rec["error"]
+
+
+# ----------------------------------------------------------------- F: malformed inputs
+
+
+def _check_proof(ws: AuditWs, where: Path, proof: str) -> subprocess.CompletedProcess[str]:
+    """As an auditor runs it: no policies file, no log; only the public key."""
+    config = str(where / "absent.toml")
+    return subprocess.run(
+        [*ORCHESTRATOR, "--config", config, "audit", "check-proof", proof, "--key", str(ws.pub)],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env=ws.env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        ("prove", "tree_size", -1),
+        ("prove", "tree_size", 9),
+        ("prove", "index", -1),
+        ("consistency", "old_size", -1),
+        ("consistency", "new_size", 11),
+    ],
+)
+def test_check_proof_refuses_a_proof_stating_a_wrong_size(
+    aws: AuditWs,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+    kind: str,
+    field: str,
+    value: int,
+) -> None:
+    auditor = tmp_path_factory.mktemp("auditor")
+    args = ("prove", "3") if kind == "prove" else ("consistency", "4", "10")
+    doc = json.loads(aws.orc("audit", *args).stdout)
+    (auditor / "good.json").write_text(json.dumps(doc))
+    assert _check_proof(aws, auditor, "good.json").returncode == 0
+    doc[field] = value
+    (auditor / "bad.json").write_text(json.dumps(doc))
+    result = _check_proof(aws, auditor, "bad.json")
+    assert result.returncode == 4, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("orchestrator: proof fails: ") and f"'{field}'" in line, line
+
+
+def test_verify_with_a_garbage_checkpoint_file_is_a_usage_error(aws: AuditWs) -> None:  # noqa: F811
+    garbage = aws.root / "garbage"
+    garbage.write_text("this is not a checkpoint\n")
+    result = aws.orc("audit", "verify", "--checkpoint", str(garbage), check=2)
+    [line] = result.stderr.strip().splitlines()
+    assert f"--checkpoint {garbage} is not a checkpoint" in line and "damaged" not in line
+    # a real checkpoint that does not verify is still damage
+    other = aws.root / "var" / "audit" / "checkpoint"
+    forged = aws.root / "forged"
+    forged.write_text(other.read_text().replace("\n10\n", "\n9\n", 1))
+    assert "damaged" in aws.orc("audit", "verify", "--checkpoint", str(forged), check=4).stderr
