@@ -99,4 +99,9 @@ def record_action(config: Any, what: str, outcome: str, **fields: Any) -> None:
     log that cannot be written fails the command (AuditLogError, exit 1). Callers pass a
     secret's name, never its value."""
     record = {"what": what, "outcome": outcome, **{k: v for k, v in fields.items() if v}}
-    AuditTrail(config.audit, config.settings.state_dir, []).record(record)
+    try:
+        AuditTrail(config.audit, config.settings.state_dir, []).record(record)
+    except OSError as exc:  # the signing key's folder (a checkpoint was due): one line
+        from orchestrator.audit.log import AuditLogError
+
+        raise AuditLogError(f"audit log: the record of {what}: {exc}") from None
