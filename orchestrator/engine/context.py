@@ -54,16 +54,7 @@ class Context:
         )
         ctx.events.subscribe(CatalogEventSink(catalog))
         ctx.audit = open_audit(ctx)  # audit log (issue 16)
-        checks: list[VerificationRecord] = []
-
-        def recovered_check(rec: VerificationRecord) -> None:
-            remove_drill_scratch(state, rec)
-            checks.append(rec)
-
-        runs = ctx.catalog.recover_interrupted(
-            ctx.host, _pid_alive, ctx.clock.now(), recovered_check
-        )
-        publish_interrupted(ctx, runs, checks)
+        recover_interrupted(ctx)
         return ctx
 
     def target(self, spec: TargetSpec) -> Target:
@@ -96,6 +87,20 @@ def open_audit(ctx: Context) -> AuditSink:
     ctx.secrets.on_use = sink.secret_used
     sink.config_loaded(str(ctx.config.path), ctx.config.sha256)
     return sink
+
+
+def recover_interrupted(ctx: Context) -> None:
+    """Finish the catalog rows of runs and checks whose process died (kill -9), remove a
+    dead drill's scratch copy, and publish each on the bus (the audit log records them)."""
+    state = ctx.config.settings.state_dir
+    checks: list[VerificationRecord] = []
+
+    def recovered_check(rec: VerificationRecord) -> None:
+        remove_drill_scratch(state, rec)
+        checks.append(rec)
+
+    runs = ctx.catalog.recover_interrupted(ctx.host, _pid_alive, ctx.clock.now(), recovered_check)
+    publish_interrupted(ctx, runs, checks)
 
 
 def publish_interrupted(

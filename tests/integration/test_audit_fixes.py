@@ -31,10 +31,12 @@ def audit_records(ws: Workspace | AuditWs, *args: str) -> list[dict]:
 # ----------------------------------------------------------------- A: kill -9
 
 
+@pytest.mark.parametrize("first", [("status",), ("catalog", "rebuild")], ids=["status", "rebuild"])
 def test_a_run_killed_with_9_is_an_audit_record_at_the_next_start(
     workspace: Workspace,
     big_data: Path,  # noqa: F811
     spawn: Callable[..., subprocess.Popen[str]],  # noqa: F811
+    first: tuple[str, ...],
 ) -> None:
     ws = workspace
     orc = spawn("backup", "files", "--level", "full")
@@ -46,7 +48,7 @@ def test_a_run_killed_with_9_is_an_audit_record_at_the_next_start(
     assert run["outcome"] == "running"
     assert [r for r in audit_records(ws) if r["what"] == "run.interrupted"] == []
 
-    ws.orc("status")
+    ws.orc(*first)
 
     [run] = catalog_runs(ws)
     assert run["outcome"] == "interrupted"
