@@ -16,6 +16,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.errors import OrchestratorError
+
 ED25519 = b"\x01"
 DASH = "\u2014 "
 
@@ -95,7 +97,9 @@ def parse(text: str, where: str = "checkpoint") -> tuple[Checkpoint, str, list[t
     if len(lines) < 3:
         raise CheckpointError(f"{where}: needs an origin, a size and a root hash line")
     origin, size_text, root_text = lines[:3]
-    if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+    if not (size_text.isascii() and size_text.isdigit()) or (
+        size_text != "0" and size_text.startswith("0")
+    ):
         raise CheckpointError(f"{where}: tree size '{size_text}' is not a decimal number")
     try:
         root = base64.b64decode(root_text, validate=True)
@@ -143,3 +147,40 @@ def verify(
             "the checkpoint was altered after signing"
         )
     return cp
+
+
+class CheckpointRefused(OrchestratorError):
+    """A place already holds a checkpoint this one must not overwrite (audit log: a
+    checkpoint kept in a repository is the evidence against a replaced or cut log)."""
+
+
+def refuse_replacing(existing: str | None, new: str, where: str) -> None:
+    """Raise CheckpointRefused when `existing` (the checkpoint a place holds) is signed by
+    another key, or covers more or other records than `new`; an unreadable one is not
+    evidence of anything and may be replaced."""
+    if existing is None:
+        return
+    try:
+        old, _, old_sigs = parse(existing, where)
+    except CheckpointError:
+        return
+    cp, _, sigs = parse(new, "new checkpoint")
+    ours = {(name, raw[:4]) for name, raw in sigs}
+    theirs = {(name, raw[:4]) for name, raw in old_sigs}
+    if not ours & theirs:
+        found = ", ".join(f"{name}+{kid.hex()}" for name, kid in sorted(theirs))
+        raise CheckpointRefused(
+            f"{where}: holds a checkpoint signed by another key ({found}): not overwritten "
+            "(the audit key was replaced, or this repository belongs to another log)"
+        )
+    if old.size > cp.size:
+        raise CheckpointRefused(
+            f"{where}: holds a checkpoint of {old.size} records, more than this log's "
+            f"{cp.size}: not overwritten (the log was cut or replaced; run "
+            "'orchestrator audit verify')"
+        )
+    if old.size == cp.size and old.root != cp.root:
+        raise CheckpointRefused(
+            f"{where}: holds a different checkpoint of the same size {cp.size}: not "
+            "overwritten (the log was rewritten; run 'orchestrator audit verify')"
+        )

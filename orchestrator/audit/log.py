@@ -8,7 +8,8 @@ match the file, the file is re-read. `verify` never trusts it.
 
 A crash mid-append leaves a last line without its newline; the next append cuts it off
 and records that it did (`audit.torn_tail`), so the log verifies up to the last complete
-record and says so.
+record and says so. Only bytes beyond what `log.state` says was committed are cut: a
+log shorter than that, or whose committed records changed, is refused (never repaired).
 """
 
 from __future__ import annotations
@@ -181,22 +182,47 @@ class AuditLog:
             log.warning("audit: the tree index in %s could not be rebuilt", self.index.dir)
         return state
 
+    def committed(self) -> tuple[int, int, list[bytes]] | None:
+        """(records, bytes, peaks) the last append wrote durably, from `log.state`; None
+        when there is no readable state. The log may be longer (a crash between the
+        write and the state update), never shorter."""
+        try:
+            data = json.loads(self.state_path.read_text())
+            size, length = data["size"], data["length"]
+            peaks = [base64.b64decode(p) for p in data["peaks"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not (isinstance(size, int) and isinstance(length, int)) or min(size, length) < 0:
+            return None
+        if len(peaks) != bin(size).count("1"):
+            return None
+        return size, length, peaks
+
     def _read_state(self) -> TreeState:
         length = self.path.stat().st_size if self.path.exists() else 0
         extra: dict[str, Any] = {}
         try:
             data = json.loads(self.state_path.read_text())
             extra = {k: v for k, v in data.items() if k not in ("size", "length", "peaks")}
-            if data["length"] == length:
-                peaks = [base64.b64decode(p) for p in data["peaks"]]
-                return TreeState(
-                    data["size"], length, merkle.CompactRange(data["size"], peaks), extra
-                )
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, TypeError):
             pass
-        return self._rescan(extra)
+        committed = self.committed()
+        if committed is not None and committed[1] == length:
+            size, _, peaks = committed
+            return TreeState(size, length, merkle.CompactRange(size, peaks), extra)
+        return self._rescan(extra, committed)  # refuses a log shorter than committed
 
-    def _rescan(self, extra: dict[str, Any]) -> TreeState:
+    def _refuse(self, why: str) -> None:
+        """Committed records are gone or changed: appending (or cutting a 'torn tail')
+        would bury the evidence, so nothing is written until someone looks."""
+        raise AuditLogError(
+            f"the audit log {self.path} is damaged ({why}): nothing appended; run "
+            "'orchestrator audit verify', then move state_dir/audit aside to start a new log"
+        )
+
+    def _rescan(
+        self, extra: dict[str, Any], committed: tuple[int, int, list[bytes]] | None = None
+    ) -> TreeState:
         tree = merkle.CompactRange()
         length = 0
         torn = b""
@@ -204,8 +230,15 @@ class AuditLog:
             if complete:
                 tree.append(merkle.leaf_hash(line))
                 length += len(line) + 1
+                if committed and tree.size == committed[0] and tree.peaks != committed[2]:
+                    self._refuse(f"records before {committed[0]} differ from those committed")
             else:
                 torn = line
+        if committed and (tree.size < committed[0] or length < committed[1]):
+            self._refuse(
+                f"{tree.size} complete records ({length} bytes) but {committed[0]} "
+                f"({committed[1]} bytes) were committed: record {tree.size} is cut"
+            )
         state = TreeState(tree.size, length, tree, extra)
         if torn:
             self._cut_torn_tail(state, len(torn))

@@ -76,6 +76,20 @@ def _hashes(doc: dict[str, Any]) -> list[bytes]:
     return path
 
 
+def _stated(doc: dict[str, Any], name: str, signed: int) -> None:
+    """A size the document states must be the signed one: a proof saying one thing and
+    proving another is malformed, not 'holds'."""
+    if name not in doc:
+        return
+    value = doc[name]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProofCheckError(f"the proof's '{name}' {value!r} is not a tree size")
+    if value != signed:
+        raise ProofCheckError(
+            f"the proof's '{name}' {value} is not the signed checkpoint's size {signed}"
+        )
+
+
 def check(
     doc: dict[str, Any],
     key: cpmod.VerifierKey,
@@ -91,8 +105,13 @@ def check(
         data = record if record is not None else str(doc.get("record", "")).encode()
         data = data.rstrip(b"\n")
         index = doc.get("index")
-        if not isinstance(index, int):
-            raise ProofCheckError("the proof has no record index")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ProofCheckError(f"the proof's 'index' {index!r} is not a record number")
+        _stated(doc, "tree_size", cp.size)
+        if record is None and doc.get("leaf_hash", b64(merkle.leaf_hash(data))) != b64(
+            merkle.leaf_hash(data)
+        ):
+            raise ProofCheckError("the proof's 'leaf_hash' is not the hash of its record")
         if not merkle.verify_inclusion(
             merkle.leaf_hash(data), index, cp.size, _hashes(doc), cp.root
         ):
@@ -106,6 +125,8 @@ def check(
         new = cpmod.verify(
             checkpoint or doc.get("new_checkpoint", ""), key, check_sig, "new checkpoint"
         )
+        _stated(doc, "old_size", old.size)
+        _stated(doc, "new_size", new.size)
         if not merkle.verify_consistency(old.size, new.size, old.root, new.root, _hashes(doc)):
             raise ProofCheckError(
                 f"the log of size {new.size} does NOT extend the log of size {old.size}: "

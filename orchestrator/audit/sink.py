@@ -91,3 +91,17 @@ class AuditSink:
         self.trail.record(
             {"what": "secret.used", "outcome": "success", "secret": name, "source": source}
         )
+
+
+def record_action(config: Any, what: str, outcome: str, **fields: Any) -> None:
+    """One record of a command that changes the secrets, the audit key or the catalog
+    outside the engine (no event bus there); written before the command reports, and a
+    log that cannot be written fails the command (AuditLogError, exit 1). Callers pass a
+    secret's name, never its value."""
+    record = {"what": what, "outcome": outcome, **{k: v for k, v in fields.items() if v}}
+    try:
+        AuditTrail(config.audit, config.settings.state_dir, []).record(record)
+    except OSError as exc:  # the signing key's folder (a checkpoint was due): one line
+        from orchestrator.audit.log import AuditLogError
+
+        raise AuditLogError(f"audit log: the record of {what}: {exc}") from None

@@ -52,6 +52,8 @@ class AuditTrail:
         self.identity = identity
         self.now = now
         self._signer: Signer | None = None
+        self.refused: list[str] = []  # places the last publish would not overwrite, and why
+        self.export_failed: str | None = None  # why the last export did not happen
 
     # ------------------------------------------------------------------ records
 
@@ -141,6 +143,7 @@ class AuditTrail:
         text = cpmod.sign(cp, signer.name, signer.public, signer.sign)
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
         name = f"{state.size:012d}"
+        self.export_failed = None
         _write(self.history_dir / name, text)
         _write(self.history_dir.parent / CHECKPOINT, text)
         try:
@@ -148,7 +151,8 @@ class AuditTrail:
             _write(export / HISTORY / name, text)
             _write(export / CHECKPOINT, text)
             _write(export / PUBLIC_KEY, vkey, 0o644)
-        except AuditLogError as exc:
+        except AuditLogError as exc:  # said by `audit checkpoint|init` (exit 1), else logged
+            self.export_failed = exc.message
             log.error("audit: checkpoint %d not exported: %s", state.size, exc.message)
         return text
 
@@ -158,12 +162,16 @@ class AuditTrail:
         signer = self.signer()
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
         done = []
+        self.refused = []
         for label, publish, is_remote in self.publishers:
             if is_remote and not remote:
                 continue
             try:
                 if publish(text, vkey):
                     done.append(label)
+            except cpmod.CheckpointRefused as exc:  # evidence there: kept, and said
+                self.refused.append(f"{label}: {exc.message}")
+                log.error("audit: checkpoint not published to %s", self.refused[-1])
             except Exception as exc:  # a repository away must not fail the audited action
                 log.error("audit: checkpoint not published to %s: %s", label, exc)
         return done

@@ -38,6 +38,7 @@ def verify_log(
     checkpoints: Iterable[tuple[str, str]],  # (where, text)
     key: cpmod.VerifierKey,
     check_sig: Callable[[bytes, bytes, bytes], bool],
+    committed: tuple[int, int] | None = None,  # (records, bytes) log.state says were written
 ) -> Report:
     """`read_lines` is called once or twice: first only the leaf hashes are computed; the
     records a matching signed checkpoint covers are certified by its signature (their
@@ -50,6 +51,7 @@ def verify_log(
     leaves: list[bytes] = []
     trees: dict[int, merkle.CompactRange] = {}
     tree = merkle.CompactRange()
+    length = 0
     for index, (line, complete) in enumerate(read_lines()):
         if not complete:
             report.notes.append(
@@ -62,6 +64,7 @@ def verify_log(
         leaf = merkle.leaf_hash(line)
         leaves.append(leaf)
         tree.append(leaf)
+        length += len(line) + 1
     if tree.size in wanted:
         trees[tree.size] = tree
     roots = {size: t.root() for size, t in trees.items()}
@@ -82,6 +85,13 @@ def verify_log(
         report.problems.append(
             f"the log has {len(leaves)} records but {where} (signed) covers {cp.size}: "
             f"records {len(leaves)}..{cp.size - 1} were removed (tail truncated)"
+        )
+    if committed and (len(leaves) < committed[0] or length < committed[1]):
+        size, want = committed
+        gone = f"record {len(leaves)} onward" if len(leaves) < size else "part of the last record"
+        report.problems.append(
+            f"the log has {len(leaves)} complete records ({length} bytes) but its state file "
+            f"says {size} ({want} bytes) were committed: {gone} removed or cut"
         )
     for where, cp in sorted(signed, key=lambda item: item[1].size):
         if cp.size in roots and roots[cp.size] != cp.root:

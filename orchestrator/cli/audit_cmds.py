@@ -55,9 +55,21 @@ def _read_text(path: Path, what: str) -> str:
 @click.pass_obj
 def audit_init(obj: Obj) -> None:
     """Make the signing key (if there is none), sign a first checkpoint, print the public key."""
+    from orchestrator.audit.sink import record_action
+
     trail = _trail(obj)
     key = trail.verifier_key().text()
     _text, size, _ = trail.checkpoint(remote=False)
+    record_action(
+        obj.config,
+        "audit.init",
+        "failed" if trail.export_failed else "success",
+        key_file=str(trail.settings.key_file),
+        public_key=key,
+        tree_size=size,
+        error=trail.export_failed,
+    )
+    _export_failed(trail)
     obj.emit(
         "audit.init",
         {"public_key": key, "key_file": trail.settings.key_file, "tree_size": size},
@@ -67,12 +79,40 @@ def audit_init(obj: Obj) -> None:
     )
 
 
+def _export_failed(trail: Any) -> None:
+    from orchestrator.errors import OrchestratorError
+
+    if trail.export_failed:
+        raise OrchestratorError(
+            f"checkpoint not exported to {trail.settings.export_dir}: {trail.export_failed}"
+        )
+
+
 @audit_group.command("checkpoint")
 @click.pass_obj
 def audit_checkpoint(obj: Obj) -> None:
     """Sign a checkpoint now and publish it to the export directory and every repository."""
+    from orchestrator.audit.sink import record_action
+
     ctx = obj.context()
-    text, size, places = ctx.audit.trail.checkpoint(remote=True)
+    trail = ctx.audit.trail
+    text, size, places = trail.checkpoint(remote=True)
+    refused = list(trail.refused)
+    record_action(
+        obj.config,
+        "audit.checkpoint",
+        "failed" if trail.export_failed else "refused" if refused else "success",
+        tree_size=size,
+        published=places,
+        refused=refused,
+        error=trail.export_failed,
+    )
+    _export_failed(trail)
+    if refused:
+        raise DamageError(
+            f"checkpoint {size} not published to {'; '.join(refused)}"
+            + (f" (published to {', '.join(places)})" if places else "")
+        )
     obj.emit(
         "audit.checkpoint",
         {"tree_size": size, "checkpoint": text, "published": places},
@@ -100,8 +140,11 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         copy = Path(path) / AUDIT_FOLDER / "checkpoint" if spec.kind == "local" else None
         if copy and copy.is_file():
             found.append((str(copy), _read_text(copy, "checkpoint")))
-    found += [(str(p), _read_text(p, "checkpoint")) for p in checkpoints]
-    report = verify_log(trail.log.lines, found, key, signing.verify)
+    found += [(str(p), _given_checkpoint(p)) for p in checkpoints]
+    committed = trail.log.committed()
+    report = verify_log(
+        trail.log.lines, found, key, signing.verify, committed[:2] if committed else None
+    )
     if not report.ok:
         more = len(report.problems) - 1
         raise DamageError(
@@ -121,6 +164,19 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         + (f" ({uncovered} newer records not yet in a checkpoint)" if uncovered else "")
     )
     obj.emit("audit.verify", payload, "\n".join([text, *report.notes]))
+
+
+def _given_checkpoint(path: Path) -> str:
+    """A file the auditor names must be a checkpoint: garbage there is their mistake
+    (exit 2), not damage to the log; a well-formed one that fails is damage (exit 4)."""
+    from orchestrator.audit import checkpoint as cpmod
+
+    text = _read_text(path, "checkpoint")
+    try:
+        cpmod.parse(text, str(path))
+    except cpmod.CheckpointError as exc:
+        raise UsageError(f"--checkpoint {path} is not a checkpoint: {exc}") from None
+    return text
 
 
 def _newest(trail: Any) -> tuple[str, int]:

@@ -21,6 +21,7 @@ def catalog_rebuild(obj: Obj) -> None:
     """Record every snapshot the targets hold (from its policy:, level:, run: tags), finish
     interrupted runs whose snapshot exists, accept vanished ones; a damaged catalog file is
     moved aside first. Exit 3 when some targets could not be read, 1 when none could."""
+    from orchestrator.audit.sink import record_action
     from orchestrator.engine.reconcile import rebuild
 
     obj._ctx, done = rebuild(obj.config)
@@ -47,6 +48,15 @@ def catalog_rebuild(obj: Obj) -> None:
     code = ExitCode.OK
     if done.errors:
         code = ExitCode.PARTIAL if done.targets else ExitCode.FAILURE
+    outcome = {ExitCode.OK: "success", ExitCode.PARTIAL: "partial"}.get(code, "failed")
+    record_action(
+        obj.config,
+        "catalog.rebuild",
+        outcome,
+        set_aside=str(done.set_aside) if done.set_aside else None,
+        summary="; ".join(lines),
+        errors=done.errors,
+    )
     obj.emit("catalog.rebuild", {"exit_code": int(code), **payload}, "\n".join(lines))
     for name, error in done.errors.items():
         click.echo(f"orchestrator: catalog rebuild: target '{name}': {error}", err=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -15,6 +17,23 @@ def _store(obj: Obj) -> Any:
 
     settings = obj.config.settings
     return SecretStore(settings.state_dir, settings.secrets_key_file)
+
+
+@contextlib.contextmanager
+def _audited(obj: Obj, what: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """The action, then its audit record: 'success' (with what the body adds to the dict
+    it is given) before the command reports, or 'failed' with the reason and re-raised."""
+    from orchestrator.audit.sink import record_action
+    from orchestrator.errors import OrchestratorError
+
+    more: dict[str, Any] = {}
+    try:
+        yield more
+    except OrchestratorError as exc:
+        with contextlib.suppress(OrchestratorError):
+            record_action(obj.config, what, "failed", **fields, error=exc.message)
+        raise
+    record_action(obj.config, what, "success", **fields, **more)
 
 
 def _key_note(store: Any) -> None:
@@ -43,14 +62,16 @@ def secrets_set(obj: Obj, name: str, generate: bool) -> None:
     secret_name(PREFIX + name)  # a bad name is refused before the value is asked for
     store = _store(obj)
     if generate:
-        path = store.generate(name)
+        with _audited(obj, "secret.set", secret=name, source="generated"):
+            path = store.generate(name)
     else:
         value = (
             click.prompt(f"value of {name}", hide_input=True, confirmation_prompt=True)
             if sys.stdin.isatty()
             else sys.stdin.readline().rstrip("\n")
         )
-        path = store.set(name, value)
+        with _audited(obj, "secret.set", secret=name, source="stdin"):
+            path = store.set(name, value)
     _key_note(store)
     obj.emit("secrets.set", {"name": name, "path": path}, f"secret '{name}' sealed in {path}")
 
@@ -69,7 +90,8 @@ def secrets_list(obj: Obj) -> None:
 def secrets_remove(obj: Obj, name: str) -> None:
     """Remove secret NAME from the store."""
     store = _store(obj)
-    store.remove(name)
+    with _audited(obj, "secret.remove", secret=name):
+        store.remove(name)
     obj.emit("secrets.remove", {"name": name}, f"secret '{name}' removed from {store.path}")
 
 
@@ -84,7 +106,9 @@ def secrets_remove(obj: Obj, name: str) -> None:
 def secrets_rotate(obj: Obj, passphrase: bool) -> None:
     """Re-seal every secret under a new key; the old key no longer opens the store."""
     store = _store(obj)
-    done = store.rotate(passphrase)
+    new_key = "passphrase" if passphrase else f"key file {store.key_file}"
+    with _audited(obj, "secrets.rotate", new_key=new_key, store=str(store.path)) as more:
+        more["summary"] = done = store.rotate(passphrase)
     obj.emit("secrets.rotate", {"path": store.path, "done": done}, f"{store.path}: {done}")
 
 
@@ -93,7 +117,8 @@ def secrets_rotate(obj: Obj, passphrase: bool) -> None:
 def secrets_migrate(obj: Obj) -> None:
     """Seal the plain files of state_dir/secrets/ (older versions), then remove them."""
     store = _store(obj)
-    names = store.migrate()
+    with _audited(obj, "secrets.migrate", store=str(store.path)) as more:
+        more["secrets"] = names = store.migrate()
     _key_note(store)
     text = (
         f"sealed {len(names)} secret(s) in {store.path} and removed {store.plain_dir}: "

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator import events
 from orchestrator.audit.sink import AuditSink
 from orchestrator.audit.trail import AuditTrail
-from orchestrator.catalog import Catalog, CatalogEventSink, VerificationRecord
+from orchestrator.catalog import Catalog, CatalogEventSink, RunRecord, VerificationRecord
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.events import EventBus
+from orchestrator.events import Event, EventBus
 from orchestrator.policies.model import Config, TargetSpec
 from orchestrator.restic.runner import Repository, Runner
 from orchestrator.security.secrets import SecretStore
@@ -52,9 +54,7 @@ class Context:
         )
         ctx.events.subscribe(CatalogEventSink(catalog))
         ctx.audit = open_audit(ctx)  # audit log (issue 16)
-        ctx.catalog.recover_interrupted(
-            ctx.host, _pid_alive, ctx.clock.now(), lambda rec: remove_drill_scratch(state, rec)
-        )
+        recover_interrupted(ctx)
         return ctx
 
     def target(self, spec: TargetSpec) -> Target:
@@ -87,6 +87,63 @@ def open_audit(ctx: Context) -> AuditSink:
     ctx.secrets.on_use = sink.secret_used
     sink.config_loaded(str(ctx.config.path), ctx.config.sha256)
     return sink
+
+
+def recover_interrupted(ctx: Context) -> None:
+    """Finish the catalog rows of runs and checks whose process died (kill -9), remove a
+    dead drill's scratch copy, and publish each on the bus (the audit log records them)."""
+    state = ctx.config.settings.state_dir
+    checks: list[VerificationRecord] = []
+
+    def recovered_check(rec: VerificationRecord) -> None:
+        remove_drill_scratch(state, rec)
+        checks.append(rec)
+
+    runs = ctx.catalog.recover_interrupted(ctx.host, _pid_alive, ctx.clock.now(), recovered_check)
+    publish_interrupted(ctx, runs, checks)
+
+
+def publish_interrupted(
+    ctx: Context, runs: Sequence[RunRecord], checks: Sequence[VerificationRecord]
+) -> None:
+    """A process killed with -9 wrote no end to its runs: the next start finds them and
+    says so on the bus, so the audit log (and the catalog's event list) has a record of
+    each; the catalog rows themselves were already finished by `recover_interrupted`."""
+    now = ctx.clock.now()
+    for run in runs:
+        ctx.events.publish(
+            Event(
+                events.RUN_INTERRUPTED,
+                now,
+                "error",
+                f"{run.kind} of {run.policy} to {run.target} interrupted: {run.message}",
+                policy=run.policy,
+                target=run.target,
+                run_id=run.id,
+                details={
+                    "kind": run.kind,
+                    "pid": run.pid,
+                    "started_at": run.started_at.isoformat(),
+                },
+            )
+        )
+    for rec in checks:
+        ctx.events.publish(
+            Event(
+                events.VERIFY_FAILED,
+                now,
+                "error",
+                f"{rec.tier} of {rec.target} interrupted: {rec.message}",
+                policy=rec.policy,
+                target=rec.target,
+                run_id=rec.id,
+                details={
+                    "tier": rec.tier,
+                    "outcome": "interrupted",
+                    "started_at": rec.started_at.isoformat(),
+                },
+            )
+        )
 
 
 def remove_drill_scratch(state_dir: Path, rec: VerificationRecord) -> None:

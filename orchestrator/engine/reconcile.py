@@ -281,7 +281,7 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
     """Rebuild runs and snapshots from every target's snapshot tags; a damaged catalog file
     is moved aside first. A target that cannot be read is reported and left as it was."""
     from orchestrator.catalog import CatalogEventSink
-    from orchestrator.engine.context import _pid_alive, remove_drill_scratch
+    from orchestrator.engine.context import open_audit, recover_interrupted
     from orchestrator.engine.preflight import ready_repository
     from orchestrator.errors import OrchestratorError
     from orchestrator.restic import commands
@@ -299,10 +299,8 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
         secrets=SecretStore(settings.state_dir, settings.secrets_key_file),
     )
     ctx.events.subscribe(CatalogEventSink(catalog))
-    state = settings.state_dir
-    catalog.recover_interrupted(
-        ctx.host, _pid_alive, ctx.clock.now(), lambda rec: remove_drill_scratch(state, rec)
-    )
+    ctx.audit = open_audit(ctx)  # audit log (issue 16): the rebuild's own records too
+    recover_interrupted(ctx)
     done = Rebuilt(aside)
     for spec in ctx.config.targets.values():
         try:

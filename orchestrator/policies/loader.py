@@ -460,12 +460,24 @@ def _audit(table: Table | None, base: Path, state_dir: Path) -> AuditSettings:
     key_file = table.get_or("key_file", values.path_under(base), defaults.key_file)
     if key_file.resolve().is_relative_to(state_dir.resolve()):
         table.report("key_file", f"{key_file} is inside state_dir: keep the signing key elsewhere")
+    export_dir = table.get_or("export_dir", values.path_under(base), defaults.export_dir)
+    if problem := _not_a_folder(export_dir):
+        table.report("export_dir", problem)
     return AuditSettings(
         key_file=key_file,
-        export_dir=table.get_or("export_dir", values.path_under(base), defaults.export_dir),
+        export_dir=export_dir,
         checkpoint_every=table.get_or("checkpoint_every", values.int_in(1, 1_000_000), 100),
         origin=table.get_or("origin", _origin, ""),
     )
+
+
+def _not_a_folder(path: Path) -> str | None:
+    """Checkpoints are exported into a folder, made on first use: a file at the path, or
+    on the way to it, would make every export fail."""
+    for place in (path, *path.parents):
+        if place.exists():
+            return None if place.is_dir() else f"{place} exists and is not a directory"
+    return None
 
 
 def _origin(value: object) -> str:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from orchestrator.audit.checkpoint import refuse_replacing
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import LocalTargetSpec
 from orchestrator.restic.runner import Repository
@@ -90,6 +91,14 @@ class LocalTarget:
         if not self.is_initialised():
             return False
         folder = self.path / AUDIT_FOLDER
+        there = folder / AUDIT_FILES[0]
+        try:
+            existing: str | None = there.read_text()
+        except FileNotFoundError:
+            existing = None
+        except (OSError, UnicodeDecodeError):
+            existing = None  # unreadable: no evidence to keep; the write below says why
+        refuse_replacing(existing, checkpoint, str(there))
         folder.mkdir(exist_ok=True)
         for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
             tmp = folder / f".{name}.{os.getpid()}.tmp"

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from orchestrator.audit.checkpoint import refuse_replacing
 from orchestrator.errors import SecretError, TargetError
 from orchestrator.policies.model import S3TargetSpec
 from orchestrator.restic import features
@@ -147,6 +148,14 @@ class S3Target:
                 s3.head_object(Bucket=self.spec.bucket, Key=f"{self.base}config")
         except FileNotFoundError:
             return False
+        there = f"{self.base}{AUDIT_FOLDER}/{AUDIT_FILES[0]}"
+        try:
+            with self._translated("reading the audit checkpoint"):
+                body = s3.get_object(Bucket=self.spec.bucket, Key=there)["Body"].read()
+            existing: str | None = body.decode("utf-8", "replace")
+        except FileNotFoundError:
+            existing = None
+        refuse_replacing(existing, checkpoint, f"{self.describe()} ({there})")
         with self._translated("publishing the audit checkpoint", bucket=True):
             for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
                 key = f"{self.base}{AUDIT_FOLDER}/{name}"

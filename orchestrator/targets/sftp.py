@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from orchestrator.audit.checkpoint import refuse_replacing
 from orchestrator.errors import TargetError, UsageError
 from orchestrator.policies.model import SftpTargetSpec
 from orchestrator.restic import features
@@ -163,6 +164,14 @@ class SftpTarget:
                 self._stat(sftp, f"{root}/config")
             except FileNotFoundError:
                 return False
+            there = f"{root}/{AUDIT_FOLDER}/{AUDIT_FILES[0]}"
+            try:
+                with sftp.open(there, "rb") as fh:
+                    existing: str | None = fh.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                existing = None
+        refuse_replacing(existing, checkpoint, f"{self.describe()} ({there})")
+        with self._translated("publishing the audit checkpoint"):
             with contextlib.suppress(OSError):
                 sftp.mkdir(f"{root}/{AUDIT_FOLDER}")
             for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):

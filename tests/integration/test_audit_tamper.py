@@ -172,6 +172,8 @@ def test_truncation_with_local_checkpoints_removed_is_caught_by_one_kept_elsewhe
     shutil.rmtree(aws.root / "var" / "audit" / "checkpoints")
     shutil.rmtree(aws.root / "var" / "audit" / "export")
     (aws.root / "var" / "audit" / "checkpoint").unlink()
+    assert "record 6 onward removed" in aws.broken()  # the state file still knows ...
+    (aws.root / "var" / "audit" / "log.state").unlink()  # ... unless it is removed too
     assert "audit log intact: 6 records" in aws.orc("audit", "verify").stdout  # cannot know
     err = aws.broken("--checkpoint", str(kept))
     assert f"the log has 6 records but {kept} (signed) covers 10" in err

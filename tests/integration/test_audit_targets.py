@@ -43,8 +43,8 @@ def test_a_checkpoint_reaches_every_kind_of_repository(
     assert text == out["checkpoint"]
     size = out["tree_size"]
     records = (ws.root / "var" / "audit" / "log.jsonl").read_text().count("\n")
-    # all records at signing; S3 then records its credentials' use
-    assert size == records - (remote.kind == "s3")
+    # all records at signing; S3 then records its credentials' use; then the command's own
+    assert size == records - 1 - (remote.kind == "s3")
     pub = _read_back(remote, ws, "audit-key.pub", request)
     assert pub == (ws.root / "keys" / "audit-ed25519.pem.pub").read_text()
     kept = ws.root / "from-repository"
@@ -56,7 +56,7 @@ def test_a_checkpoint_reaches_every_kind_of_repository(
     assert check.returncode == 0, check.stderr
     # A log cut short is caught by the copy the repository holds.
     log = ws.root / "var" / "audit" / "log.jsonl"
-    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-2]))
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[: size - 1]))
     for folder in ("checkpoints", "export"):
         import shutil
 
@@ -94,3 +94,23 @@ def test_the_daemon_publishes_a_checkpoint_to_every_repository_daily(
     ws.orc("run", "--due", "--now", "2026-03-05T12:00")  # a day later: the log's new state
     later = _read_back(remote, ws, "checkpoint", request)
     assert later != first and int(later.splitlines()[1]) > int(first.splitlines()[1])
+
+
+def test_a_repository_checkpoint_of_another_key_is_kept_on_every_kind(
+    remote: Remote, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """Break-it trial: `audit checkpoint` overwrote a repository's checkpoint signed by
+    another key (the evidence against a replaced log); now it keeps it and exits 4."""
+    import shutil
+
+    ws = workspace
+    ws.orc("backup", "files", "--level", "full")
+    ws.orc("audit", "checkpoint")
+    kept = _read_back(remote, ws, "checkpoint", request)
+    shutil.rmtree(ws.root / "var" / "audit")  # the log and the key replaced
+    shutil.rmtree(ws.root / "keys")
+    result = ws.orc("audit", "checkpoint", check=4)
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"target '{remote.name}'" in last and "signed by another key" in last, last
+    assert "Traceback" not in result.stderr
+    assert _read_back(remote, ws, "checkpoint", request) == kept

@@ -6,6 +6,7 @@ the witnesses are exit codes, `restic snapshots --json`, the file system and sql
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -194,6 +195,12 @@ def test_item4_kill_9_drill_scratch_copy_removed_at_next_start(
 
     assert [r["outcome"] for r in rows(ws, "verifications")] == ["interrupted"]
     assert not left.exists(), list(left.rglob("*"))[:5]
+    # ... and the audit log has a record of it (break-it trial: it had none)
+    [check] = rows(ws, "verifications")
+    shown = json.loads(ws.orc("--json", "audit", "show", "--what", "verify.failed").stdout)
+    [rec] = shown["records"]
+    assert (rec["run_id"], rec["outcome"], rec["target"]) == (check["id"], "interrupted", "local")
+    assert rec["details"]["tier"] == "drill"
 
 
 def test_item4_recovery_leaves_a_live_drills_scratch_alone(workspace: Workspace) -> None:
