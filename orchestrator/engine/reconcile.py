@@ -1,8 +1,9 @@
 """The catalog against what the repositories hold (design section 11).
 
 The repositories are the truth about snapshots; every snapshot carries the tags
-`policy:`, `level:` and `run:<run id>`. Whenever a target's snapshots are listed
-(backup, `snapshots`, verification) the catalog is compared with the listing:
+`policy:`, `level:` and `run:<run id>`. Whenever a target's snapshots are listed (a
+backup the catalog cannot guide, `snapshots`, verification) the catalog is compared
+with the listing:
 
 - a run the catalog calls `interrupted` whose `run:` tag is on a snapshot finished
   after all (the orchestrator died, or its disk was full, after restic's work): it
