@@ -98,7 +98,7 @@ def run_due(ctx: Context, now: datetime | None = None) -> PassReport:
             ),
         )
     if report.interrupted:
-        _unlock_stale(ctx, {r.policy for r in report.interrupted}, now)
+        _unlock_stale(ctx, {r.policy for r in report.interrupted}, now, "after a crash")
     jobs = due_work(
         list(ctx.config.policies.values()),
         catalog_state(ctx, now),
@@ -132,6 +132,8 @@ def run_due(ctx: Context, now: datetime | None = None) -> PassReport:
         run_chains(ctx, chains, stop, report)
     except KeyboardInterrupt:
         report.cancelled = True
+        stopped = {r.policy for r in report.runs if r.outcome == "cancelled"}
+        _unlock_stale(ctx, stopped, now, "after the stop")  # every restic has exited by now
         raise
     if not stop.is_set():
         checks_stage(ctx, now, report)
@@ -141,9 +143,10 @@ def run_due(ctx: Context, now: datetime | None = None) -> PassReport:
     return report
 
 
-def _unlock_stale(ctx: Context, policies: set[str], now: datetime) -> None:
+def _unlock_stale(ctx: Context, policies: set[str], now: datetime, after: str) -> None:
     """A crashed run may have left its restic lock behind (SIGKILL races the kernel's
-    SIGINT): remove stale locks on the targets it used, and say so."""
+    SIGINT), and so may a restic 0.14 stopped while it took its lock: remove stale locks
+    on the targets those policies use, and say so."""
     from orchestrator.errors import OrchestratorError
     from orchestrator.events import Event
     from orchestrator.restic import commands
@@ -155,7 +158,7 @@ def _unlock_stale(ctx: Context, policies: set[str], now: datetime) -> None:
         try:
             _, repo = ctx.open_repository(ctx.config.targets[name])
             removed = commands.unlock_stale(ctx.runner, repo)
-            text, severity = f"{removed} stale restic lock(s) removed after a crash", "info"
+            text, severity = f"{removed} stale restic lock(s) removed {after}", "info"
         except OrchestratorError as exc:
             text, severity = f"could not remove stale locks: {exc.message}", "warning"
         ctx.events.publish(

@@ -37,6 +37,9 @@ log = logging.getLogger("orchestrator.restic")
 # How long restic gets to remove its lock and exit after SIGINT.
 INTERRUPT_GRACE_SECONDS = 30.0
 
+# Verbs that never take a repository lock.
+_LOCK_FREE = frozenset({"init", "unlock", "version"})
+
 # Never inherited by restic: our own settings, and ORCHESTRATOR_SECRET_* values, which
 # /proc/<pid>/environ would otherwise show to anyone who may inspect restic.
 _WITHHELD_ENV = ("RESTIC_", "ORCHESTRATOR_")
@@ -239,6 +242,17 @@ class Runner:
             for fd in fds:
                 os.close(fd)
 
+    def _stop(self, proc: subprocess.Popen[bytes], repo: Repository, args: list[str]) -> None:
+        """Interrupt restic, then remove the lock it may have left: restic 0.14 stopped
+        while it takes its lock exits without removing it (measured: SIGINT 0.35-0.6 s
+        after start). `unlock` removes only stale locks (a dead process on this host, or
+        older than 30 minutes), never a live run's. A second Ctrl-C skips it."""
+        _interrupt(proc)
+        if args[0] in _LOCK_FREE or "--no-lock" in args:
+            return
+        with contextlib.suppress(Exception, KeyboardInterrupt):
+            self.run(repo, ["unlock"], timeout_seconds=INTERRUPT_GRACE_SECONDS)
+
     def run(
         self,
         repo: Repository,
@@ -263,9 +277,9 @@ class Runner:
                 disk_full = _wait_failing_fast(proc, errfile, limit)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                _interrupt(proc)
+                self._stop(proc, repo, args)
             except KeyboardInterrupt:
-                _interrupt(proc)
+                self._stop(proc, repo, args)
                 raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
             stdout, stderr = (strip_control(_read_text(f)) for f in (outfile, errfile))
         seconds = time.monotonic() - started
@@ -314,7 +328,7 @@ class Runner:
                     sink(chunk)
                 proc.wait()
             except KeyboardInterrupt:
-                _interrupt(proc)
+                self._stop(proc, repo, args)
                 raise CancelledError("interrupted: restic was stopped cleanly (SIGINT)") from None
             except BaseException:
                 _interrupt(proc)

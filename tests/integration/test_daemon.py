@@ -8,6 +8,7 @@ T and running at real speed); restic stamps snapshots with it, and `restic snaps
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -333,6 +334,55 @@ def test_daemon_sigterm_mid_backup_records_the_interrupted_slot(workspace: Works
     out = ws.orc_json("run", "--due", "--now", "2026-03-04T01:40")
     assert [r["outcome"] for r in out["runs"]] == ["success"]
     assert slots(ws) == {"files@2026-03-04T01:30": ("done", "success")}
+
+
+def _lock_files(ws: Workspace) -> list[str]:
+    locks = ws.repo / "locks"
+    return [p.name for p in locks.iterdir() if "-tmp-" not in p.name] if locks.exists() else []
+
+
+@pytest.mark.parametrize("command", ["backup", "daemon"])
+def test_a_stop_while_restic_takes_its_lock_leaves_no_lock(
+    workspace: Workspace, command: str
+) -> None:
+    """restic 0.14 writes its lock, waits 200 ms, checks for other locks and only then
+    registers the lock for removal: stopped (SIGINT) in that window it exits and leaves the
+    lock behind (measured; it failed CI once). restic is held still inside the window
+    until our SIGINT is pending, so the window is hit every time: the command must leave
+    no lock the moment it has exited, or the next forget or check would find it."""
+    ws = workspace
+    (ws.data / "big.bin").write_bytes(os.urandom(8 << 20))
+    argv = {
+        "backup": ["backup", "files", "--now", "2026-03-04T01:30"],
+        "daemon": ["daemon", "--now", "2026-03-04T01:29:59"],
+    }[command]
+    proc = subprocess.Popen(
+        [*ORCHESTRATOR, "--config", str(ws.config), *argv],
+        env=ws.env,
+        cwd=ws.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (backup := _restic_child(proc.pid, "backup")) is None:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        while not _lock_files(ws):
+            assert time.monotonic() < deadline, "restic never wrote its lock"
+            time.sleep(0.001)
+        with paused(backup):  # still inside the 200 ms window
+            proc.send_signal(signal.SIGTERM if command == "daemon" else signal.SIGINT)
+            wait_for_pending(backup, signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == (0 if command == "daemon" else 130), err
+    assert restic_snapshots(ws.repo) == []
+    assert _lock_files(ws) == []
 
 
 def test_forget_plans_first_and_refuses_too_much(workspace: Workspace) -> None:
