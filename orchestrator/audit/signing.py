@@ -1,103 +1,115 @@
-"""Ed25519 keys for checkpoints: the one module that imports `cryptography` (lazily).
+"""The checkpoints' Ed25519 key: made once, its private half sealed in the secret store.
 
-The private key is made on first use, PKCS#8 PEM, mode 0600 in a 0700 directory, in a
-place outside state_dir (see `orchestrator.audit.settings`): a copy of state_dir must
-not let anyone sign a rewritten log. Its public half is written beside it as a C2SP
-verifier key line (`name+keyid+base64`), the form auditors and other tools take.
+The private key lives only inside the sealed store (as the secret `audit-signing-key`),
+so a copy of `state_dir` cannot sign a rewritten log, and the same key file,
+systemd credential or passphrase that guards the repository passwords guards it. Its
+public half is no secret: it is written beside the checkpoints, printed by `audit init`
+for the auditor, and is all that `audit verify` and `audit check-proof` need.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import base64
+import binascii
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.security import crypto
+
+log = logging.getLogger("orchestrator.audit")
+
+SECRET_NAME = "audit-signing-key"
+_PREFIX = "ed25519:"
 
 
 class SigningKeyError(OrchestratorError):
     """The signing key cannot be made, read or used."""
 
 
+class KeyVault(Protocol):
+    """The part of the secret store the signing key needs; never audited as a "secret
+    use" (the audit trail itself reads it, inside its own append)."""
+
+    def peek(self, name: str) -> str | None: ...
+
+    def setdefault(self, name: str, make: Callable[[], str]) -> tuple[str, bool]: ...
+
+
 @dataclass(frozen=True)
 class Signer:
     name: str
     public: bytes  # the 32 raw bytes of the Ed25519 public key
-    _private: Any
+    _seed: bytes
 
     def sign(self, message: bytes) -> bytes:
-        return self._private.sign(message)
+        return crypto.ed25519_sign(self._seed, message)
 
 
-def public_path(key_file: Path) -> Path:
-    return key_file.with_name(key_file.name + ".pub")
+def encode_seed(seed: bytes) -> str:
+    return _PREFIX + base64.b64encode(seed).decode("ascii")
 
 
-def load_or_create(key_file: Path, name: str) -> tuple[Signer, bool]:
-    """The signer, making the key pair when there is none yet; True when it was made now."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    created = False
-    if not key_file.exists():
-        _create(key_file)
-        created = True
-    mode = key_file.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise SigningKeyError(
-            f"audit signing key {key_file} is readable by others (mode {mode:o}); "
-            "run 'chmod 600' on it"
-        )
-    try:
-        private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        why = getattr(exc, "strerror", None) or "not an Ed25519 PEM private key"
-        raise SigningKeyError(f"audit signing key {key_file}: cannot read it: {why}") from None
-    if not isinstance(private, Ed25519PrivateKey):
-        raise SigningKeyError(f"audit signing key {key_file}: not an Ed25519 key")
-    public = private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+def decode_seed(value: str) -> bytes:
+    if value.startswith(_PREFIX):
+        try:
+            seed = base64.b64decode(value[len(_PREFIX) :], validate=True)
+        except (ValueError, binascii.Error):
+            seed = b""
+        if len(seed) == 32:
+            return seed
+    raise SigningKeyError(
+        f"the secret '{SECRET_NAME}' is not an audit signing key (expected "
+        f"'{_PREFIX}' and 32 bytes in base64): it was changed by hand"
     )
-    return Signer(name, public, private), created
 
 
-def _create(key_file: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+def load_or_create(vault: KeyVault, name: str, legacy: Path | None = None) -> tuple[Signer, bool]:
+    """The signer, sealing a key when the store has none; True when sealed now.
+    Two processes making it at once get one key: the store's lock decides. The key
+    sealed is the PEM file `legacy` when it exists (where versions before the sealed
+    store kept it, so the log's earlier checkpoints go on verifying), else a new one."""
+    moved: list[Path] = []
 
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.tmp")
+    def make() -> str:
+        if legacy is not None and legacy.is_file():
+            moved.append(legacy)
+            return encode_seed(_seed_of_pem(legacy))
+        return encode_seed(crypto.ed25519_new_seed())
+
+    value, created = vault.setdefault(SECRET_NAME, make)
+    seed = decode_seed(value)
+    if created and moved:
+        _remove_plain(moved[0])
+    return Signer(name, crypto.ed25519_public(seed), seed), created
+
+
+def _seed_of_pem(path: Path) -> bytes:
     try:
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, key_file)  # appears whole, and only if no other process made one first
-    except FileExistsError:
-        pass  # another process made it first: use theirs
-    except OSError as exc:
+        return crypto.ed25519_seed_from_pem(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
         raise SigningKeyError(
-            f"cannot create the audit signing key {key_file}: {exc.strerror or exc}"
+            f"the audit signing key {path} of an earlier version cannot be moved into the "
+            f"secret store: {why}"
         ) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+
+
+def _remove_plain(path: Path) -> None:
+    """Once sealed, the plain private key goes: a copy of it could sign a rewritten log."""
+    try:
+        size = path.stat().st_size
+        with path.open("r+b") as fh:
+            fh.write(b"\0" * size)
+        path.unlink()
+    except OSError as exc:
+        log.warning("audit: sealed the key of %s but could not remove it: %s", path, exc)
+        return
+    log.warning("audit: moved the signing key %s into the secret store (file removed)", path)
 
 
 def verify(public: bytes, message: bytes, signature: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return crypto.ed25519_verify(public, message, signature)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from orchestrator.audit.trail import AuditTrail
+from orchestrator.audit.trail import AuditTrail, open_trail
 from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
 
@@ -100,8 +100,8 @@ def record_action(config: Any, what: str, outcome: str, **fields: Any) -> None:
     secret's name, never its value."""
     record = {"what": what, "outcome": outcome, **{k: v for k, v in fields.items() if v}}
     try:
-        AuditTrail(config.audit, config.settings.state_dir, []).record(record)
-    except OSError as exc:  # the signing key's folder (a checkpoint was due): one line
+        open_trail(config).record(record)
+    except OSError as exc:  # a file of the log or of its checkpoints: one line
         from orchestrator.audit.log import AuditLogError
 
         raise AuditLogError(f"audit log: the record of {what}: {exc}") from None

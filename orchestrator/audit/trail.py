@@ -23,8 +23,8 @@ from orchestrator.audit.identity import current_identity
 from orchestrator.audit.log import AuditLog, AuditLogError, TreeState
 
 if TYPE_CHECKING:
-    from orchestrator.audit.signing import Signer
-    from orchestrator.policies.model import AuditSettings
+    from orchestrator.audit.signing import KeyVault, Signer
+    from orchestrator.policies.model import AuditSettings, Config
 
 log = logging.getLogger("orchestrator.audit")
 
@@ -44,8 +44,10 @@ class AuditTrail:
         publishers: Sequence[tuple[str, Publisher, bool]] = (),
         identity: Callable[[], dict[str, str]] = current_identity,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        vault: Callable[[], KeyVault] | None = None,
     ) -> None:
         self.settings = settings
+        self.vault = vault  # the secret store holding the signing key (opened on first use)
         self.log = AuditLog(state_dir / "audit")
         self.history_dir = state_dir / "audit" / HISTORY
         self.publishers = list(publishers)
@@ -54,6 +56,8 @@ class AuditTrail:
         self._signer: Signer | None = None
         self.refused: list[str] = []  # places the last publish would not overwrite, and why
         self.export_failed: str | None = None  # why the last export did not happen
+        self.checkpoint_failed: str | None = None  # why an automatic checkpoint was not signed
+        self.key_made = False  # the signing key was made by this process
 
     # ------------------------------------------------------------------ records
 
@@ -69,7 +73,7 @@ class AuditTrail:
         with self.log.locked() as state:
             numbers = self.log.append(state, full)
             if self._checkpoint_due(state):
-                signed = self._checkpoint(state)
+                signed = self._checkpoint_or_say(state)
         if signed:  # outside the lock: a slow repository never holds up other appends
             self._publish(signed, remote=False)
         return numbers
@@ -78,22 +82,38 @@ class AuditTrail:
 
     @property
     def public_key_file(self) -> Path:
-        from orchestrator.audit.signing import public_path
-
-        return public_path(self.settings.key_file)
+        """The public half, beside the log (no secret: `audit verify` reads it)."""
+        return self.history_dir.parent / PUBLIC_KEY
 
     def signer(self) -> Signer:
-        """The signing key, made on first use; its public half written beside it."""
+        """The signing key from the secret store; made and sealed there on first use (or
+        by `audit init`), its public half written beside the log. A stored key that
+        does not match that public half is refused: checkpoints would stop verifying."""
         if self._signer is None:
             from orchestrator.audit import signing
 
+            if self.vault is None:
+                raise signing.SigningKeyError("the audit trail was opened without a secret store")
             name = self._key_name()
-            self._signer, created = signing.load_or_create(self.settings.key_file, name)
+            legacy = self.settings.legacy_key_file
+            self._signer, created = signing.load_or_create(
+                self.vault(), name, legacy if legacy != Path() else None
+            )
+            self.key_made = created
             vkey = cpmod.verifier_key(name, self._signer.public).text()
             if created or not self.public_key_file.exists():
                 _write(self.public_key_file, vkey + "\n", 0o644)
-                log.info(
-                    "audit: made the signing key %s (public: %s)", self.settings.key_file, vkey
+                log.warning(
+                    "audit: made the signing key, sealed in the secret store as '%s' (public: %s)",
+                    signing.SECRET_NAME,
+                    vkey,
+                )
+            elif _public_of(self.public_key_file) not in (None, self._signer.public):
+                self._signer = None
+                raise signing.SigningKeyError(
+                    f"the secret '{signing.SECRET_NAME}' is not the key of "
+                    f"{self.public_key_file}: put the secret store back as it was, or set "
+                    "the log aside (README, 'A damaged audit log') and start a new one"
                 )
         return self._signer
 
@@ -136,6 +156,19 @@ class AuditTrail:
         if state.size <= size:
             return False
         return state.size - size >= self.settings.checkpoint_every or self.now() - when >= DAY
+
+    def _checkpoint_or_say(self, state: TreeState) -> str | None:
+        """An automatic checkpoint; when it cannot be signed (the secret store's key is
+        missing, say), the records are written all the same and the reason is logged:
+        `audit verify` still checks them, against the last checkpoint and the log."""
+        from orchestrator.errors import OrchestratorError
+
+        try:
+            return self._checkpoint(state)
+        except OrchestratorError as exc:
+            self.checkpoint_failed = exc.message
+            log.error("audit: records written, checkpoint %d not signed: %s", state.size, exc)
+            return None
 
     def _checkpoint(self, state: TreeState) -> str:
         signer = self.signer()
@@ -194,6 +227,33 @@ class AuditTrail:
 
     def root_at(self, size: int) -> bytes:
         return merkle.root_of(self.leaf_hashes()[:size])
+
+
+def open_trail(
+    config: Config,
+    publishers: Sequence[tuple[str, Publisher, bool]] = (),
+    vault: Callable[[], KeyVault] | None = None,
+    **kw: Any,
+) -> AuditTrail:
+    """The trail of this configuration, its signing key in this configuration's store."""
+    settings = config.settings
+    opened: list[KeyVault] = []
+
+    def store() -> KeyVault:
+        if not opened:
+            from orchestrator.security.secrets import SecretStore
+
+            opened.append(SecretStore.of(settings))
+        return opened[0]
+
+    return AuditTrail(config.audit, settings.state_dir, publishers, vault=vault or store, **kw)
+
+
+def _public_of(path: Path) -> bytes | None:
+    try:
+        return cpmod.parse_verifier_key(path.read_text(), str(path)).public
+    except (OSError, UnicodeDecodeError, cpmod.CheckpointError):
+        return None
 
 
 def _read(path: Path) -> str:

@@ -23,10 +23,9 @@ def audit_group() -> None:
 
 
 def _trail(obj: Obj) -> Any:
-    from orchestrator.audit.trail import AuditTrail
+    from orchestrator.audit.trail import open_trail
 
-    config = obj.config
-    return AuditTrail(config.audit, config.settings.state_dir)
+    return open_trail(obj.config)
 
 
 def _read_key(path: Path) -> Any:
@@ -54,27 +53,40 @@ def _read_text(path: Path, what: str) -> str:
 @audit_group.command("init")
 @click.pass_obj
 def audit_init(obj: Obj) -> None:
-    """Make the signing key (if there is none), sign a first checkpoint, print the public key."""
+    """Make the signing key (once: its private half sealed in the secret store), sign a
+    checkpoint, and print the public key for the auditors."""
+    from orchestrator.audit.signing import SECRET_NAME
     from orchestrator.audit.sink import record_action
 
     trail = _trail(obj)
     key = trail.verifier_key().text()
+    had_key = not trail.key_made
     _text, size, _ = trail.checkpoint(remote=False)
+    store = obj.config.settings.state_dir / "secrets.sealed"
     record_action(
         obj.config,
         "audit.init",
         "failed" if trail.export_failed else "success",
-        key_file=str(trail.settings.key_file),
         public_key=key,
+        key_made=not had_key,
         tree_size=size,
         error=trail.export_failed,
     )
     _export_failed(trail)
+    created = getattr(trail.vault(), "created_key", None) if trail.vault else None
+    if created is not None:  # the store's key file is what must be copied off the machine
+        click.echo(
+            f"orchestrator: created the secret store's key file {created} (mode 0600): keep a "
+            "copy off this machine; without it the signing key cannot be read",
+            err=True,
+        )
+    made = "exists (made earlier)" if had_key else "made now"
     obj.emit(
         "audit.init",
-        {"public_key": key, "key_file": trail.settings.key_file, "tree_size": size},
-        f"audit signing key: {trail.settings.key_file} (private: keep it out of copies of "
-        f"this host's data)\npublic key (give it to your auditors): {key}\n"
+        {"public_key": key, "key_made": not had_key, "secret": SECRET_NAME, "tree_size": size},
+        f"audit signing key {made}: sealed in the secret store {store} as '{SECRET_NAME}'\n"
+        f"public key (give it to your auditors): {key}\n"
+        f"also in {trail.public_key_file} and beside every published checkpoint\n"
         f"checkpoints: {trail.settings.export_dir} (size {size} signed)",
     )
 
@@ -124,7 +136,7 @@ def audit_checkpoint(obj: Obj) -> None:
 @click.option(
     "--checkpoint", "checkpoints", type=_FILE, multiple=True, help="A checkpoint kept elsewhere."
 )
-@click.option("--key", "key_file", type=_FILE, help="The public key (default: beside the key).")
+@click.option("--key", "key_file", type=_FILE, help="The public key (default: the log's own).")
 @click.pass_obj
 def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None) -> None:
     """Replay the log against every checkpoint; exit 4 naming the first broken place."""

@@ -50,7 +50,7 @@ def _unset_secrets(cfg: Any) -> list[str]:
         for p in cfg.policies.values()
         if p.database and p.database.password
     ]
-    store = SecretStore(cfg.settings.state_dir, cfg.settings.secrets_key_file)
+    store = SecretStore.of(cfg.settings)
     try:
         return _unset(store, refs)
     except SecretError as exc:  # the store cannot be opened here: say so, do not fail

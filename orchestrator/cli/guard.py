@@ -90,11 +90,11 @@ def _audit_denial(config: Any, event: Any) -> None:
     import logging
 
     from orchestrator.audit.sink import event_record
-    from orchestrator.audit.trail import AuditTrail
+    from orchestrator.audit.trail import open_trail
     from orchestrator.errors import OrchestratorError
 
     try:
-        AuditTrail(config.audit, config.settings.state_dir, []).record(event_record(event))
+        open_trail(config).record(event_record(event))
     except (OrchestratorError, OSError) as exc:
         why = getattr(exc, "message", None) or str(exc)
         logging.getLogger("orchestrator.audit").info("denial not audited: %s", why)

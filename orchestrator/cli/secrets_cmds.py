@@ -15,8 +15,7 @@ from orchestrator.cli.common import Obj
 def _store(obj: Obj) -> Any:
     from orchestrator.security.secrets import SecretStore
 
-    settings = obj.config.settings
-    return SecretStore(settings.state_dir, settings.secrets_key_file)
+    return SecretStore.of(obj.config.settings)
 
 
 @contextlib.contextmanager
@@ -46,6 +45,19 @@ def _key_note(store: Any) -> None:
         )
 
 
+def _not_the_audit_key(name: str) -> None:
+    """The signing key is made once by `audit init`: replaced or removed by hand, every
+    checkpoint after it would be signed by a key no auditor holds."""
+    from orchestrator.audit.signing import SECRET_NAME
+    from orchestrator.errors import UsageError
+
+    if name == SECRET_NAME:
+        raise UsageError(
+            f"secret '{name}' is the audit log's signing key (made by 'orchestrator audit "
+            "init'): it is not set or removed by hand"
+        )
+
+
 @click.group()
 def secrets() -> None:
     """Repository passwords and credentials (referenced as secret:NAME)."""
@@ -60,6 +72,7 @@ def secrets_set(obj: Obj, name: str, generate: bool) -> None:
     from orchestrator.security.secrets import PREFIX, secret_name
 
     secret_name(PREFIX + name)  # a bad name is refused before the value is asked for
+    _not_the_audit_key(name)
     store = _store(obj)
     if generate:
         with _audited(obj, "secret.set", secret=name, source="generated"):
@@ -89,6 +102,7 @@ def secrets_list(obj: Obj) -> None:
 @click.pass_obj
 def secrets_remove(obj: Obj, name: str) -> None:
     """Remove secret NAME from the store."""
+    _not_the_audit_key(name)
     store = _store(obj)
     with _audited(obj, "secret.remove", secret=name):
         store.remove(name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from orchestrator import events
 from orchestrator.audit.sink import AuditSink
-from orchestrator.audit.trail import AuditTrail
+from orchestrator.audit.trail import open_trail
 from orchestrator.catalog import Catalog, CatalogEventSink, RunRecord, VerificationRecord
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import Event, EventBus
@@ -48,7 +48,7 @@ class Context:
                 config.settings.timeout_seconds,
                 cache_dir=state / "cache",
             ),
-            secrets=SecretStore(state, config.settings.secrets_key_file),
+            secrets=SecretStore.of(config.settings),
             clock=clock or SystemClock(),
             simulated=simulated,
         )
@@ -82,7 +82,7 @@ def open_audit(ctx: Context) -> AuditSink:
         )
         for name, spec in ctx.config.targets.items()
     ]
-    sink = AuditSink(AuditTrail(ctx.config.audit, ctx.config.settings.state_dir, publishers))
+    sink = AuditSink(open_trail(ctx.config, publishers, vault=lambda: ctx.secrets))
     ctx.events.subscribe(sink)
     ctx.secrets.on_use = sink.secret_used
     sink.config_loaded(str(ctx.config.path), ctx.config.sha256)

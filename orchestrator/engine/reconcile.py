@@ -297,7 +297,7 @@ def rebuild(config: object) -> tuple[Context, Rebuilt]:
         runner=Runner(
             settings.restic_binary, settings.timeout_seconds, cache_dir=settings.state_dir / "cache"
         ),
-        secrets=SecretStore(settings.state_dir, settings.secrets_key_file),
+        secrets=SecretStore.of(settings),
     )
     ctx.events.subscribe(CatalogEventSink(catalog))
     ctx.audit = open_audit(ctx)  # audit log (issue 16): the rebuild's own records too

@@ -45,6 +45,8 @@ from orchestrator.policies.model import (
 )
 from orchestrator.policies.tables import Table, named_tables
 from orchestrator.policies.values import Conv
+from orchestrator.security.keys import key_file_for
+from orchestrator.security.secrets import STORE_FILE
 
 __all__ = ["load_config", "parse_config"]
 
@@ -137,6 +139,9 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     problems: list[str] = []
     top = Table(raw, "", problems, _TOP_KEYS)
     settings = _settings(top.table("orchestrator", _SETTINGS_KEYS), base)
+    if settings.secrets_key_file is None:
+        store = settings.state_dir / STORE_FILE
+        settings = dataclasses.replace(settings, secrets_key_file=key_file_for(path, store))
     targets = named_tables(top, "targets", lambda t, n: _target(t, n, base))
     # A target with its own problems still counts as declared: no second "unknown target".
     names = names_of(top, "targets")
@@ -447,24 +452,24 @@ def _access(table: Table | None, base: Path, policies: tuple[str, ...]) -> Acces
     )
 
 
-# audit log (issue 16): the key lives outside state_dir, so a copy of state_dir cannot sign
+# audit log (issue 16); its signing key is sealed in the secret store (audit/signing.py).
+# key_file is where versions before that kept it: read once, to move it into the store.
 _AUDIT_KEYS = ("key_file", "export_dir", "checkpoint_every", "origin")
 
 
 def _audit(table: Table | None, base: Path, state_dir: Path) -> AuditSettings:
     defaults = AuditSettings(
-        key_file=base / "keys" / "audit-ed25519.pem", export_dir=state_dir / "audit" / "export"
+        legacy_key_file=base / "keys" / "audit-ed25519.pem",
+        export_dir=state_dir / "audit" / "export",
     )
     if table is None:
         return defaults
-    key_file = table.get_or("key_file", values.path_under(base), defaults.key_file)
-    if key_file.resolve().is_relative_to(state_dir.resolve()):
-        table.report("key_file", f"{key_file} is inside state_dir: keep the signing key elsewhere")
+    legacy = table.get_or("key_file", values.path_under(base), defaults.legacy_key_file)
     export_dir = table.get_or("export_dir", values.path_under(base), defaults.export_dir)
     if problem := _not_a_folder(export_dir):
         table.report("export_dir", problem)
     return AuditSettings(
-        key_file=key_file,
+        legacy_key_file=legacy,
         export_dir=export_dir,
         checkpoint_every=table.get_or("checkpoint_every", values.int_in(1, 1_000_000), 100),
         origin=table.get_or("origin", _origin, ""),

@@ -39,7 +39,8 @@ class Settings:
     retries: int = 3  # extra attempts of a transiently failed run, per slot
     retry_backoff_seconds: int = 30  # first wait; doubles after each attempt
     forget_max_share: float = 0.5  # refuse a retention plan removing more of a policy's snapshots
-    # The secret store's key file (security/keys.py); None: the documented default.
+    # The secret store's key file; the loader always fills it (security/keys.py:
+    # keys/secrets.key beside policies.toml, or an earlier version's default in use).
     secrets_key_file: Path | None = None
 
 
@@ -187,7 +188,8 @@ class AccessSettings:
 class AuditSettings:
     """[audit] (audit log, issue 16); the loader fills the default paths."""
 
-    key_file: Path = Path()  # default <config dir>/keys/audit-ed25519.pem: outside state_dir
+    # [audit] key_file: an earlier version's PEM key, moved into the secret store when found
+    legacy_key_file: Path = Path()  # default <config dir>/keys/audit-ed25519.pem
     export_dir: Path = Path()  # default <state_dir>/audit/export; point it off this host
     checkpoint_every: int = 100  # sign and publish a checkpoint every N records (and daily)
     origin: str = ""  # the checkpoints' origin line; default "<hostname>/orchestrator-audit"

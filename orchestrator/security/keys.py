@@ -24,8 +24,16 @@ SCRYPT_N_ENV = "ORCHESTRATOR_STORE_SCRYPT_N"
 MIN_PASSPHRASE = 8
 
 
-def default_key_file(euid: int, home: str | None, xdg_config_home: str | None) -> Path:
-    """root: /etc/orchestrator/secrets.key; anyone else: their XDG config directory."""
+def default_key_file(config_path: Path) -> Path:
+    """`keys/secrets.key` beside policies.toml: one key per configuration (two
+    configurations on one machine never share, or rotate, each other's key), outside
+    the default `state_dir`, and found by whoever finds the configuration."""
+    return config_path.parent / "keys" / "secrets.key"
+
+
+def earlier_default(euid: int, home: str | None, xdg_config_home: str | None) -> Path:
+    """The default of versions before 2026-12: root's /etc/orchestrator/secrets.key,
+    anyone else's XDG config directory."""
     if euid == 0:
         return Path("/etc/orchestrator/secrets.key")
     if xdg_config_home and Path(xdg_config_home).is_absolute():
@@ -33,9 +41,17 @@ def default_key_file(euid: int, home: str | None, xdg_config_home: str | None) -
     return Path(home or "~").expanduser() / ".config" / "orchestrator" / "secrets.key"
 
 
-def default_for_this_user() -> Path:
-    env = os.environ
-    return default_key_file(os.geteuid(), env.get("HOME"), env.get("XDG_CONFIG_HOME"))
+def key_file_for(config_path: Path, store: Path, earlier: Path | None = None) -> Path:
+    """The default key file of this configuration. A store sealed by an earlier version
+    under its default key keeps that key (an upgrade must not lose the secrets): when
+    the store exists, this configuration's key file does not, and the earlier one does."""
+    new = default_key_file(config_path)
+    if new.exists() or not store.exists():
+        return new
+    if earlier is None:
+        env = os.environ
+        earlier = earlier_default(os.geteuid(), env.get("HOME"), env.get("XDG_CONFIG_HOME"))
+    return earlier if earlier.is_file() else new
 
 
 def credential_file(environ: Mapping[str, str]) -> Path | None:

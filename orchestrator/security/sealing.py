@@ -1,7 +1,6 @@
 """The sealed secret store's file format: AES-256-GCM under a key or a scrypt passphrase.
 
-The one module of the secret store that imports `cryptography` (imported lazily by the
-store, so commands that never touch a secret do not load it). Pure: bytes in, bytes out.
+Pure: bytes in, bytes out; the cipher and the key derivation are `crypto.py`'s.
 
 Layout of a sealed file:
     ORCHESTRATOR-SECRETS/1\\n           the version line
@@ -21,6 +20,8 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+
+from orchestrator.security import crypto
 
 VERSION = 1
 MAGIC = b"ORCHESTRATOR-SECRETS/"
@@ -72,9 +73,7 @@ def key_id(key: bytes) -> str:
 
 def derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     """The 256-bit key of a passphrase (scrypt, RFC 7914)."""
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    return crypto.scrypt(passphrase, salt, KEY_BYTES, n, r, p)
 
 
 def passphrase_params(n: int = SCRYPT_N) -> tuple[bytes, int, int, int]:
@@ -84,8 +83,6 @@ def passphrase_params(n: int = SCRYPT_N) -> tuple[bytes, int, int, int]:
 
 def seal(plaintext: bytes, key: bytes, kdf: str = "key", salt: bytes = b"", n: int = 0) -> bytes:
     """The sealed file's bytes; `salt`/`n` are recorded when `key` came from a passphrase."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     if len(key) != KEY_BYTES:
         raise ValueError("an AES-256 key has 32 bytes")
     header = Header(
@@ -98,7 +95,7 @@ def seal(plaintext: bytes, key: bytes, kdf: str = "key", salt: bytes = b"", n: i
         p=SCRYPT_P if kdf == "scrypt" else 0,
     )
     aad = MAGIC + str(VERSION).encode() + b"\n" + header.encode() + b"\n"
-    return aad + AESGCM(key).encrypt(header.nonce, plaintext, aad)
+    return aad + crypto.aes_gcm_encrypt(key, header.nonce, plaintext, aad)
 
 
 def read_header(blob: bytes) -> tuple[Header, bytes, bytes]:
@@ -123,15 +120,12 @@ def read_header(blob: bytes) -> tuple[Header, bytes, bytes]:
 
 def unseal(blob: bytes, key: bytes) -> bytes:
     """The plaintext, or SealError: never a part of it."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     header, aad, ciphertext = read_header(blob)
     if key_id(key) != header.key_id:
         raise SealError("the key does not open it (wrong key or passphrase)", wrong_key=True)
     try:
-        return AESGCM(key).decrypt(header.nonce, ciphertext, aad)
-    except InvalidTag:
+        return crypto.aes_gcm_decrypt(key, header.nonce, ciphertext, aad)
+    except crypto.AuthenticationFailed:
         raise SealError("it was altered or damaged (authentication failed)") from None
 
 

@@ -24,6 +24,7 @@ from orchestrator.security import keys
 from orchestrator.security.files import destroy, sync_dir, write_private
 
 if TYPE_CHECKING:
+    from orchestrator.policies.model import Settings
     from orchestrator.security.sealing import Header
 
 PREFIX = "secret:"
@@ -71,16 +72,26 @@ class _Seal:
 class SecretStore:
     """The sealed store of one `state_dir`; decrypted once per process, on first use."""
 
-    def __init__(self, state_dir: Path, key_file: Path | None = None) -> None:
+    def __init__(self, state_dir: Path, key_file: Path) -> None:
         self.state_dir = state_dir
         self.path = state_dir / STORE_FILE
         self.plain_dir = state_dir / PLAIN_DIR
-        self.key_file = key_file or keys.default_for_this_user()
+        self.key_file = key_file
         self.created_key: Path | None = None  # set when a write had to create the key file
         self._values: dict[str, str] | None = None
         self._seal: _Seal | None = None
         # audit log (issue 16): told (name, "env" | "store") after each use; never the value
         self.on_use: Callable[[str, str], None] | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> SecretStore:
+        """The store of a configuration. The loader always fills the key file; settings
+        made in code without one get the loader's default (`keys/` beside the folder
+        holding `state_dir`, which is the configuration's folder by default)."""
+        key_file = settings.secrets_key_file
+        if key_file is None:
+            key_file = keys.default_key_file(settings.state_dir.parent / "policies.toml")
+        return cls(settings.state_dir, key_file)
 
     # ------------------------------------------------------------------ reading
 
@@ -101,6 +112,11 @@ class SecretStore:
             self.on_use(name, "store")
         return value
 
+    def peek(self, name: str) -> str | None:
+        """The value of `name` (environment, then store) without telling `on_use`: for
+        the audit trail's own signing key, read inside the trail's append."""
+        return os.environ.get(env_name(name)) or self._load().get(name)
+
     def has(self, reference: str) -> bool:
         name = secret_name(reference)
         return bool(os.environ.get(env_name(name))) or name in self._load()
@@ -119,6 +135,17 @@ class SecretStore:
             values[name] = value
             self._save(values, self._seal or self._new_seal())
         return self.path
+
+    def setdefault(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
+        """The stored value of `name`, storing `make()` first when there is none (True);
+        under the store's lock, so two processes never store two different values."""
+        with self._locked():
+            values = dict(self._load(fresh=True))
+            if values.get(name):
+                return values[name], False
+            values[name] = make()
+            self._save(values, self._seal or self._new_seal())
+            return values[name], True
 
     def generate(self, name: str) -> Path:
         return self.set(name, _random.token_urlsafe(32))

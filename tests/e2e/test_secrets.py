@@ -38,17 +38,26 @@ def _key(ws: Workspace) -> Path:
     return ws.root / "keys" / "secrets.key"
 
 
+KEY = "audit-signing-key"  # sealed beside the secrets by the first audit checkpoint
+
+
 def _names(ws: Workspace) -> list[str]:
     return ws.orc_json("secrets", "list")["names"]
 
 
 def _failure(ws: Workspace, code: int, *args: str) -> str:
-    """One line on stderr, the exit code, no traceback, no value."""
+    """One line on stderr, the exit code, no traceback, no value. A store that cannot be
+    opened cannot sign the audit checkpoint either: that is said on a line of its own."""
     result = ws.orc(*(args or ("secrets", "list")), check=code)
     assert "Traceback" not in result.stderr
     assert VALUE not in result.stderr + result.stdout and PASSWORD not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    return result.stderr
+    lines = [
+        line
+        for line in result.stderr.strip().splitlines()
+        if not line.startswith("ERROR orchestrator.audit: audit: records written, checkpoint")
+    ]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
 
 
 def _no_temp_files(ws: Workspace) -> None:
@@ -65,8 +74,8 @@ def test_set_creates_a_private_key_outside_state_dir_and_seals_the_value(ws: Wor
     again = ws.orc("secrets", "set", "other", input=VALUE + "\n")
     assert "created the key file" not in again.stderr
     ws.orc("secrets", "set", "made", "--generate")
-    assert _names(ws) == ["made", "other", "repo-test"]
-    assert ws.orc("secrets", "list").stdout.split() == ["made", "other", "repo-test"]
+    assert _names(ws) == [KEY, "made", "other", "repo-test"]
+    assert ws.orc("secrets", "list").stdout.split() == [KEY, "made", "other", "repo-test"]
     blob = _store(ws).read_bytes()
     assert blob.startswith(b"ORCHESTRATOR-SECRETS/1\n")
     assert VALUE.encode() not in blob and PASSWORD.encode() not in blob
@@ -74,7 +83,7 @@ def test_set_creates_a_private_key_outside_state_dir_and_seals_the_value(ws: Wor
     # The sealed value really is the password: a backup resolves it from the store.
     ws.orc("backup", "files")
     ws.orc("secrets", "remove", "other")
-    assert _names(ws) == ["made", "repo-test"]
+    assert _names(ws) == [KEY, "made", "repo-test"]
     assert "not in the store" in _failure(ws, 2, "secrets", "remove", "other")
     _no_temp_files(ws)
 
@@ -124,7 +133,7 @@ def test_a_wrong_or_missing_key_is_exit_2_naming_the_store(ws: Workspace) -> Non
     os.chmod(_key(ws), 0o644)
     assert "readable by others" in _failure(ws, 2)
     os.chmod(_key(ws), 0o600)
-    assert _names(ws) == ["repo-test"]
+    assert _names(ws) == [KEY, "repo-test"]
 
 
 def test_a_key_file_inside_state_dir_is_refused(ws: Workspace) -> None:
@@ -157,7 +166,7 @@ def test_rotate_to_a_new_key_file_and_to_a_passphrase_and_back(ws: Workspace) ->
     ws.orc("secrets", "rotate")
     new_key = _key(ws).read_bytes()
     assert new_key != old_key and _store(ws).read_bytes() != old_store
-    assert _names(ws) == ["other", "repo-test"]
+    assert _names(ws) == [KEY, "other", "repo-test"]
     _key(ws).write_bytes(old_key)  # the old key no longer opens the store
     assert "wrong key" in _failure(ws, 2)
     _key(ws).write_bytes(new_key)
@@ -168,7 +177,7 @@ def test_rotate_to_a_new_key_file_and_to_a_passphrase_and_back(ws: Workspace) ->
     assert not _key(ws).exists()
     assert "ORCHESTRATOR_STORE_PASSPHRASE" in _failure(ws, 2)
     ws.env["ORCHESTRATOR_STORE_PASSPHRASE"] = "a brand new passphrase"
-    assert _names(ws) == ["other", "repo-test"]
+    assert _names(ws) == [KEY, "other", "repo-test"]
     ws.env["ORCHESTRATOR_STORE_NEW_PASSPHRASE"] = "short"
     short = _failure(ws, 2, "secrets", "rotate", "--passphrase")
     assert "at least 8 characters" in short
@@ -191,7 +200,7 @@ def test_an_interrupted_rotation_is_finished_by_the_next_command(ws: Workspace) 
     os.replace(_key(ws), pending)
     _key(ws).write_bytes(old_key)
     os.chmod(_key(ws), 0o600)
-    assert _names(ws) == ["repo-test"]
+    assert _names(ws) == [KEY, "repo-test"]
     assert not pending.exists() and _key(ws).read_bytes() != old_key
     ws.orc("backup", "files")
 
@@ -213,7 +222,7 @@ def test_migrate_seals_the_plain_files_once_and_plain_files_are_refused(ws: Work
     out = ws.orc("secrets", "migrate")
     assert "sealed 2 secret(s)" in out.stdout and "created the key file" in out.stderr
     assert not plain.exists()
-    assert _names(ws) == ["other", "repo-test"]
+    assert _names(ws) == [KEY, "other", "repo-test"]
     ws.orc("backup", "files")
     assert "nothing to migrate" in ws.orc("secrets", "migrate").stdout
     plain.mkdir()
@@ -225,7 +234,7 @@ def test_migrate_seals_the_plain_files_once_and_plain_files_are_refused(ws: Work
     assert (plain / "other").exists() and (plain / "late").exists()
     (plain / "other").unlink()
     ws.orc("secrets", "migrate")
-    assert _names(ws) == ["late", "other", "repo-test"]
+    assert _names(ws) == [KEY, "late", "other", "repo-test"]
     _no_temp_files(ws)
 
 
@@ -246,7 +255,7 @@ def test_a_systemd_credential_is_the_first_key_source(ws: Workspace) -> None:
     ws.env["CREDENTIALS_DIRECTORY"] = str(creds)
     rotated = ws.orc("secrets", "rotate").stdout
     assert str(_key(ws)) in rotated and "systemd credential" in rotated
-    assert _names(ws) == ["repo-test"]  # the credential's old key is skipped, the file used
+    assert _names(ws) == [KEY, "repo-test"]  # the credential's old key is skipped, the file used
     os.replace(_key(ws), creds / "new-key")
     assert "wrong key" in _failure(ws, 2)  # the old credential alone no longer opens it
 
@@ -270,7 +279,7 @@ def test_concurrent_sets_lose_nothing(ws: Workspace) -> None:
     for i, proc in enumerate(procs):
         _, err = proc.communicate(f"value {i}\n".encode(), timeout=60)
         assert proc.returncode == 0, err
-    assert _names(ws) == ["first", *(f"name{i}" for i in range(6))]
+    assert _names(ws) == [KEY, "first", *(f"name{i}" for i in range(6))]
     _no_temp_files(ws)
 
 

@@ -57,7 +57,7 @@ def test_a_backup_and_a_restore_leave_their_audit_records(workspace: Workspace) 
     # The checkpoint next to the snapshots is signed by the key the auditor holds.
     copy = ws.repo / "orchestrator-audit" / "checkpoint"
     assert copy.is_file()
-    pub = ws.root / "keys" / "audit-ed25519.pem.pub"
+    pub = ws.root / "var" / "audit" / "audit-key.pub"
     assert (ws.repo / "orchestrator-audit" / "audit-key.pub").read_text() == pub.read_text()
     ws.orc("audit", "verify", "--checkpoint", str(copy), "--key", str(pub))
     # restic still sees a sound repository with our folder in it.

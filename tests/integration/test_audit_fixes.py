@@ -177,7 +177,8 @@ def test_a_repository_checkpoint_of_another_key_or_a_larger_tree_is_not_overwrit
     kept_size = int(kept.splitlines()[1])
     # Someone replaces the log (and, for "key", the signing key too) with a shorter one.
     shutil.rmtree(ws.root / "var" / "audit")
-    if replaced == "key":
+    if replaced == "key":  # the signing key lives in the secret store: a new store
+        (ws.root / "var" / "secrets.sealed").unlink()
         shutil.rmtree(ws.root / "keys")
 
     result = ws.orc("audit", "checkpoint", check=4)
@@ -282,3 +283,41 @@ def test_verify_with_a_garbage_checkpoint_file_is_a_usage_error(aws: AuditWs) ->
     forged = aws.root / "forged"
     forged.write_text(other.read_text().replace("\n10\n", "\n9\n", 1))
     assert "damaged" in aws.orc("audit", "verify", "--checkpoint", str(forged), check=4).stderr
+
+
+# ----------------------------------------------------------------- an upgrade
+
+
+def test_an_earlier_versions_key_file_is_moved_into_the_store(workspace: Workspace) -> None:
+    """Versions before the sealed key kept it as a PEM file beside policies.toml: the
+    first command after the upgrade seals that same key (the log's earlier checkpoints
+    go on verifying) and removes the plain file."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from orchestrator.audit.checkpoint import parse_verifier_key
+
+    ws = workspace
+    key = Ed25519PrivateKey.generate()
+    pem = ws.root / "keys" / "audit-ed25519.pem"
+    pem.parent.mkdir(mode=0o700, exist_ok=True)
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pem.chmod(0o600)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+    result = ws.orc("audit", "init")
+
+    pub = ws.root / "var" / "audit" / "audit-key.pub"
+    assert parse_verifier_key(pub.read_text(), str(pub)).public == public
+    assert pub.read_text().strip() in result.stdout
+    assert not pem.exists()
+    assert "audit-signing-key" in ws.orc_json("secrets", "list")["names"]
+    ws.orc("audit", "verify")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ORCHESTRATOR
 
-from orchestrator.audit.trail import AuditTrail
+from orchestrator.audit.trail import AuditTrail, open_trail
 from orchestrator.policies.loader import load_config
 
 pytestmark = pytest.mark.integration
@@ -52,11 +52,10 @@ class AuditWs:
 
     @property
     def pub(self) -> Path:
-        return self.root / "keys" / "audit-ed25519.pem.pub"
+        return self.root / "var" / "audit" / "audit-key.pub"
 
     def trail(self) -> AuditTrail:
-        config = load_config(self.config)
-        return AuditTrail(config.audit, config.settings.state_dir)
+        return open_trail(load_config(self.config))
 
     def write(self, count: int = RECORDS) -> None:
         trail = self.trail()
@@ -206,8 +205,10 @@ def test_a_log_rewritten_and_resigned_with_a_new_key_fails_against_the_published
     auditor = tmp_path_factory.mktemp("auditor")
     shutil.copy(aws.pub, auditor / "audit.pub")
     shutil.copy(aws.root / "var" / "audit" / "checkpoint", auditor / "checkpoint")
-    # Root replaces everything: key, log, checkpoints, and writes a new history.
+    # Root replaces everything: the key (a new secret store), log, checkpoints, and
+    # writes a new history.
     shutil.rmtree(aws.root / "keys")
+    (aws.root / "var" / "secrets.sealed").unlink()
     shutil.rmtree(aws.root / "var" / "audit")
     aws.write(4)
     assert "audit log intact: 4 records" in aws.orc("audit", "verify").stdout  # self-consistent
@@ -309,10 +310,9 @@ def test_two_processes_append_safely(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from orchestrator.audit.trail import AuditTrail
+        from orchestrator.audit.trail import open_trail
         from orchestrator.policies.loader import load_config
-        config = load_config(Path({str(ws.config)!r}))
-        trail = AuditTrail(config.audit, config.settings.state_dir)
+        trail = open_trail(load_config(Path({str(ws.config)!r})))
         for i in range(150):
             trail.record({{"what": "run.succeeded", "outcome": "success"}})
         """
@@ -357,7 +357,7 @@ def test_a_checkpoint_at_least_daily_and_show_filters(tmp_path: Path) -> None:
     config = load_config(ws.config)
     start = datetime.now(UTC)
     clock = [start]
-    trail = AuditTrail(config.audit, config.settings.state_dir, now=lambda: clock[0])
+    trail = open_trail(config, now=lambda: clock[0])
     trail.record({"what": "run.succeeded", "outcome": "success", "policy": "web"})  # first: signed
     trail.record({"what": "restore.done", "outcome": "success", "policy": "web"})
     assert trail.latest_checkpoint()[1] == 1  # type: ignore[index]

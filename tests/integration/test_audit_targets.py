@@ -46,7 +46,7 @@ def test_a_checkpoint_reaches_every_kind_of_repository(
     # all records at signing; S3 then records its credentials' use; then the command's own
     assert size == records - 1 - (remote.kind == "s3")
     pub = _read_back(remote, ws, "audit-key.pub", request)
-    assert pub == (ws.root / "keys" / "audit-ed25519.pem.pub").read_text()
+    assert pub == (ws.root / "var" / "audit" / "audit-key.pub").read_text()
     kept = ws.root / "from-repository"
     kept.write_text(text)
     (ws.root / "auditor.pub").write_text(pub)
@@ -107,8 +107,9 @@ def test_a_repository_checkpoint_of_another_key_is_kept_on_every_kind(
     ws.orc("backup", "files", "--level", "full")
     ws.orc("audit", "checkpoint")
     kept = _read_back(remote, ws, "checkpoint", request)
-    shutil.rmtree(ws.root / "var" / "audit")  # the log and the key replaced
-    shutil.rmtree(ws.root / "keys")
+    shutil.rmtree(ws.root / "var" / "audit")  # the log and the key replaced: the key is
+    shutil.rmtree(ws.root / "keys")  # sealed in the store, so the store goes too
+    (ws.root / "var" / "secrets.sealed").unlink()
     result = ws.orc("audit", "checkpoint", check=4)
     last = result.stderr.strip().splitlines()[-1]
     assert f"target '{remote.name}'" in last and "signed by another key" in last, last

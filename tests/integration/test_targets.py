@@ -197,7 +197,7 @@ def target_of(spec_name: str, ws: Workspace) -> Any:
     from orchestrator.targets import open_target
 
     config = load_config(ws.config)
-    store = SecretStore(config.settings.state_dir)
+    store = SecretStore.of(config.settings)
     saved = {k: os.environ.get(k) for k in ws.env if k.startswith("ORCHESTRATOR_SECRET_")}
     os.environ.update({k: ws.env[k] for k in saved})
     try:

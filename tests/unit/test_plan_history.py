@@ -96,7 +96,9 @@ def test_item7_plan_uses_history_before_its_start(
                 snapshot_id=f"{i:08d}" if outcome == "success" else None,
             )
         )
-    ctx = Context(config, catalog, Runner(), SecretStore(tmp_path / "var"))
+    ctx = Context(
+        config, catalog, Runner(), SecretStore(tmp_path / "var", tmp_path / "keys" / "secrets.key")
+    )
 
     planned = plan(ctx, start, 3)
 

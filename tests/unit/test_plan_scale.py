@@ -415,7 +415,9 @@ def _plan_context(tmp_path, runs):
                 snapshot_id=f"{i:08d}" if outcome == "success" else None,
             )
         )
-    return Context(config, catalog, Runner(), SecretStore(tmp_path / "var"))
+    return Context(
+        config, catalog, Runner(), SecretStore(tmp_path / "var", tmp_path / "keys" / "secrets.key")
+    )
 
 
 PLAN_HISTORIES = [

@@ -140,6 +140,19 @@ def test_key_encodings(data: bytes, ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("/etc/orchestrator/policies.toml", "/etc/orchestrator/keys/secrets.key"),
+        ("/srv/a/policies.toml", "/srv/a/keys/secrets.key"),
+        ("/srv/b/other-name.toml", "/srv/b/keys/secrets.key"),
+    ],
+)
+def test_the_default_key_file_is_beside_the_configuration(config: str, expected: str) -> None:
+    """One key per configuration: two configurations never rotate each other's key."""
+    assert keys.default_key_file(Path(config)) == Path(expected)
+
+
+@pytest.mark.parametrize(
     ("euid", "home", "xdg", "expected"),
     [
         (0, "/root", None, "/etc/orchestrator/secrets.key"),
@@ -149,18 +162,51 @@ def test_key_encodings(data: bytes, ok: bool) -> None:
         (1000, "/home/ann", "relative", "/home/ann/.config/orchestrator/secrets.key"),
     ],
 )
-def test_default_key_file_is_outside_any_state_dir(
+def test_the_default_of_earlier_versions(
     euid: int, home: str, xdg: str | None, expected: str
 ) -> None:
-    assert keys.default_key_file(euid, home, xdg) == Path(expected)
+    assert keys.earlier_default(euid, home, xdg) == Path(expected)
 
 
-def test_the_aes_and_scrypt_code_is_in_one_module() -> None:
-    """The store's cryptography stays in sealing.py (the audit log's signing has its own)."""
+@pytest.mark.parametrize(
+    ("present", "expected"),
+    [
+        ((), "new"),  # a first install: the key beside the configuration
+        (("earlier",), "new"),  # no store yet: the earlier key is not this store's
+        (("store",), "new"),  # a store without any key: the error names the new place
+        (("store", "earlier"), "earlier"),  # an upgrade keeps the key its store was sealed with
+        (("store", "earlier", "new"), "new"),  # once the new one exists, it wins
+        (("earlier", "new"), "new"),
+    ],
+)
+def test_an_upgraded_store_keeps_the_key_it_was_sealed_with(
+    tmp_path: Path, present: tuple[str, ...], expected: str
+) -> None:
+    paths = {
+        "new": tmp_path / "etc" / "keys" / "secrets.key",
+        "store": tmp_path / "var" / "secrets.sealed",
+        "earlier": tmp_path / "old" / "secrets.key",
+    }
+    for name in present:
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        paths[name].write_bytes(b"x")
+    found = keys.key_file_for(tmp_path / "etc" / "policies.toml", paths["store"], paths["earlier"])
+    assert found == paths[expected]
+
+
+def test_one_module_imports_cryptography() -> None:
+    """AES-GCM, scrypt and Ed25519 all come from security/crypto.py (issue 16)."""
     root = Path(__file__).resolve().parents[2] / "orchestrator"
     users = sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*.py")
-        if any(word in p.read_text() for word in ("AESGCM", "kdf.scrypt", "ciphers.aead"))
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "cryptography" in _code(p)
     )
-    assert users == ["security/sealing.py"]
+    assert users == ["security/crypto.py"]
+
+
+def _code(path: Path) -> str:
+    """The source without comments and docstrings: only imports and calls count."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    imports = (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
+    return " ".join(ast.unparse(node) for node in imports)
