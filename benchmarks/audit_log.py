@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from orchestrator.audit import signing
-from orchestrator.audit.trail import AuditTrail
+from orchestrator.audit.trail import AuditTrail, open_trail
 from orchestrator.audit.verify import verify_log
 from orchestrator.policies.loader import load_config
 
@@ -34,7 +34,7 @@ def _trail(root: Path, every: int) -> AuditTrail:
         'origin = "bench/audit"\n'
     )
     loaded = load_config(config)
-    return AuditTrail(loaded.audit, loaded.settings.state_dir)
+    return open_trail(loaded)  # its key sealed in this folder's own secret store
 
 
 def _fill(trail: AuditTrail, n: int, batch: int = 10_000) -> None:
