@@ -10,9 +10,12 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.events import Event
+
+if TYPE_CHECKING:
+    from orchestrator.service.ticket import Change, Ticket
 
 # `skipped`: refused before it began (another run of the same policy and target held the
 # lock, exit 75): not an attempt, so it never counts as a failed full.
@@ -310,6 +313,31 @@ class Catalog(Protocol):
     def add_event(self, event: Event) -> None: ...
 
     def events(self, limit: int = 50) -> list[Event]: ...
+
+    # --- the ticket store (service/ticket.py decides; the store keeps) ---
+
+    def file_ticket(
+        self, fingerprint: str, decide: Callable[[Ticket | None], tuple[Ticket, Change]]
+    ) -> Ticket:
+        """Open a ticket for a failure or add to the one not yet closed for its
+        fingerprint, atomically: two processes never open two for one fingerprint."""
+
+    def change_ticket(
+        self, ticket_id: int, decide: Callable[[Ticket], tuple[Ticket, Change]]
+    ) -> Ticket | None: ...
+
+    def get_ticket(self, ticket_id: int) -> Ticket | None: ...
+
+    def open_ticket_for(self, fingerprint: str) -> Ticket | None: ...
+
+    def tickets(
+        self,
+        statuses: Iterable[str] | None = None,
+        policy: str | None = None,
+        limit: int | None = None,
+    ) -> list[Ticket]: ...
+
+    def ticket_history(self, ticket_id: int) -> list[Change]: ...
 
     def close(self) -> None: ...
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.catalog import GOOD_OUTCOMES, RunRecord, SlotRecord, VerificationRecord
+from orchestrator.catalog.tickets_sql import MIGRATION as TICKETS_MIGRATION
+from orchestrator.catalog.tickets_sql import TicketTables
 from orchestrator.errors import OrchestratorError
 from orchestrator.events import Event
 
@@ -148,6 +150,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX verifications_by_outcome ON verifications (outcome, host);
     CREATE INDEX verifications_by_policy ON verifications (policy, target, tier, started_at);
     """,
+    # the ticket store (service workflow, issue 17): catalog/tickets_sql.py
+    TICKETS_MIGRATION,
 )
 
 CREATED_MARK = "catalog.created_at"
@@ -246,7 +250,7 @@ class _Db:
         self.conn.close()
 
 
-class SqliteCatalog:
+class SqliteCatalog(TicketTables):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:

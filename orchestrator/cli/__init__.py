@@ -25,6 +25,7 @@ from orchestrator.cli import (
     secrets_cmds,
     status_cmd,
     target_cmds,
+    ticket_cmds,
 )
 from orchestrator.cli.common import Obj
 from orchestrator.cli.guard import guard_commands
@@ -118,6 +119,7 @@ for _command in (
     daemon_cmds.run_cmd,
     daemon_cmds.daemon,
     audit_cmds.audit_group,
+    ticket_cmds.tickets_group,
 ):
     cli.add_command(_command)
 

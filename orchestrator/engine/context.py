@@ -18,6 +18,7 @@ from orchestrator.events import Event, EventBus
 from orchestrator.policies.model import Config, TargetSpec
 from orchestrator.restic.runner import Repository, Runner
 from orchestrator.security.secrets import SecretStore
+from orchestrator.service.sink import TicketSink
 from orchestrator.targets import Target, open_target
 
 
@@ -54,6 +55,15 @@ class Context:
         )
         ctx.events.subscribe(CatalogEventSink(catalog))
         ctx.audit = open_audit(ctx)  # audit log (issue 16)
+        ctx.events.subscribe(  # tickets (issue 17): after the audit, which hears of both
+            TicketSink(
+                config,
+                catalog,
+                ctx.events,
+                ctx.host,
+                lambda name: ctx.target(config.targets[name]).describe(),
+            )
+        )
         recover_interrupted(ctx)
         return ctx
 

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 from orchestrator.catalog import SlotRecord
 from orchestrator.engine.due_rules import Job, PassReport, PolicyState, due_work
 from orchestrator.engine.due_slots import run_chains
-from orchestrator.engine.due_stages import audit_stage, checks_stage, retention_stage, rpo_stage
+from orchestrator.engine.due_stages import (
+    audit_stage,
+    checks_stage,
+    retention_stage,
+    rpo_stage,
+    tickets_stage,
+)
 from orchestrator.policies.schedule import Slot
 
 if TYPE_CHECKING:
@@ -139,6 +145,7 @@ def run_due(ctx: Context, now: datetime | None = None) -> PassReport:
         checks_stage(ctx, now, report)
         retention_stage(ctx, now, report)
         rpo_stage(ctx, now, report)
+        tickets_stage(ctx, now, report)
         audit_stage(ctx, now)
     return report
 

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from orchestrator.catalog import RunRecord, SlotRecord, VerificationRecord
 from orchestrator.policies.model import LEVEL_RANK, Policy
 from orchestrator.policies.schedule import Slot, catch_up_plan, slots_between
+from orchestrator.service.ticket import Ticket
 
 PRUNE_EVERY_DAYS = 7
 # Failure kinds worth another attempt within the same slot.
@@ -208,4 +209,5 @@ class PassReport:
     prunes: list[tuple[str, str | None]] = field(default_factory=list)  # (target, error)
     breaches: list[Breach] = field(default_factory=list)
     checks: list[VerificationRecord] = field(default_factory=list)  # verify tiers, drills
+    escalated: list[Ticket] = field(default_factory=list)  # tickets breached in this pass
     cancelled: bool = False

@@ -120,6 +120,17 @@ def audit_stage(ctx: Context, now: datetime) -> None:
     ctx.catalog.set_mark(AUDIT_REMOTE_MARK, now.isoformat(), now)
 
 
+def tickets_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """Every pass: each new ticket past its response deadline, unacknowledged, is marked
+    breached and escalated, once."""
+    from orchestrator.service.sink import escalate_due
+
+    try:
+        report.escalated = escalate_due(ctx.catalog, ctx.events, now, ctx.config.service.escalate)
+    except OrchestratorError as exc:
+        log.error("tickets: the response clocks were not checked: %s", exc.message)
+
+
 def _claim(
     ctx: Context, now: datetime, key: str, kind: str, policy: str, target: str | None
 ) -> SlotRecord | None:

@@ -325,7 +325,10 @@ def _drill_target(
             policy=policy.name,
             target=spec.name,
             run_id=rec.id,
-            details={k: v for k, v in rec.details.items() if k != "sample"},
+            details={
+                **{k: v for k, v in rec.details.items() if k != "sample"},
+                "outcome": rec.outcome,  # ok | damaged | failed | skipped | cancelled
+            },
         )
     )
     return rec

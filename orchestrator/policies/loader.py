@@ -47,6 +47,7 @@ from orchestrator.policies.tables import Table, named_tables
 from orchestrator.policies.values import Conv
 from orchestrator.security.keys import key_file_for
 from orchestrator.security.secrets import STORE_FILE
+from orchestrator.service import rules
 
 __all__ = ["load_config", "parse_config"]
 
@@ -100,7 +101,9 @@ _DATABASE_KEYS = ("kind", "name", "host", "port", "user", "password")
 _RETENTION_KEYS = tuple(f.name for f in dataclasses.fields(Retention))
 _VERIFY_KEYS = tuple(f.name for f in dataclasses.fields(VerifySpec))
 _DRILL_KEYS = tuple(f.name for f in dataclasses.fields(DrillSpec))
-_RESPONSE_KEYS = ("urgent", "important", "general")
+_RESPONSE_KEYS = rules.PRIORITIES
+_SERVICE_KEYS = ("assign", "response_hours", "resolution_hours", "priorities", "escalate")
+_SERVICE_KEYS += ("notify",)
 _ACCESS_KEYS = tuple(f.name for f in dataclasses.fields(AccessSettings))
 _DbKind = Literal["postgres", "mysql", "sqlite"]
 _DB_KINDS: tuple[_DbKind, ...] = ("postgres", "mysql", "sqlite")
@@ -146,7 +149,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     # A target with its own problems still counts as declared: no second "unknown target".
     names = names_of(top, "targets")
     policies = named_tables(top, "policies", lambda t, n: _policy(t, n, base, names))
-    service = _service(top.table("service", ("assign", "response_hours", "notify")))
+    service = _service(top.table("service", _SERVICE_KEYS))
     access = _access(top.table("access", _ACCESS_KEYS), base, names_of(top, "policies"))
     audit = _audit(top.table("audit", _AUDIT_KEYS), base, settings.state_dir)  # issue 16
     problems += _state_dir_problems(settings.state_dir)
@@ -418,18 +421,38 @@ def _drill(table: Table | None) -> DrillSpec | None:
 
 
 def _service(table: Table | None) -> ServiceSettings:
-    """[service]; response hours not given keep their defaults (2 / 4 / 8)."""
+    """[service]; hours not given keep their defaults (response 2 / 4 / 8, resolution
+    24 / 72 / 168), priority cells not given keep the table of service/rules.py."""
+    defaults = ServiceSettings()
     if table is None:
-        return ServiceSettings()
-    hours = dict(ServiceSettings().response_hours)
-    response = table.table("response_hours", _RESPONSE_KEYS)
-    if response is not None:
-        hours |= {k: v for k in _RESPONSE_KEYS if (v := response.get(k, values.positive_number))}
+        return defaults
     return ServiceSettings(
         assign=_assign(table.table("assign")),
-        response_hours=hours,
+        response_hours=_hours(table, "response_hours", defaults.response_hours),
+        resolution_hours=_hours(table, "resolution_hours", defaults.resolution_hours),
+        priorities=_priorities(table.table("priorities", tuple(rules.GROUPS))),
+        escalate=table.get_or("escalate", values.strings, ()),
         notify=table.get_or("notify", values.strings, ()),
     )
+
+
+def _hours(table: Table, key: str, default: dict[str, float]) -> dict[str, float]:
+    hours = dict(default)
+    given = table.table(key, _RESPONSE_KEYS)
+    if given is not None:
+        hours |= {k: v for k in _RESPONSE_KEYS if (v := given.get(k, values.positive_number))}
+    return hours
+
+
+def _priorities(table: Table | None) -> dict[str, dict[str, str]]:
+    """[service.priorities]: `protection = { low = "important" }` changes one cell."""
+    cells: dict[str, dict[str, str]] = {}
+    for group in rules.GROUPS if table is not None else ():
+        row = table.table(group, rules.IMPORTANCES)
+        if row is not None:
+            prio = values.one_of(rules.PRIORITIES)
+            cells[group] = {k: v for k in rules.IMPORTANCES if (v := row.get(k, prio))}
+    return rules.merge_priorities(cells)
 
 
 def _assign(table: Table | None) -> dict[str, str]:

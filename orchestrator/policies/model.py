@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from orchestrator.service.rules import DEFAULT_PRIORITIES as _DEFAULT_PRIORITIES
+
 Level = Literal["full", "differential", "incremental"]
 LEVELS: tuple[Level, ...] = ("full", "differential", "incremental")
 # Higher rank wins when schedules collide in one slot: full > differential > incremental.
@@ -162,10 +164,23 @@ class Policy:
 
 @dataclass(frozen=True)
 class ServiceSettings:
+    """[service]: who gets which ticket, how fast, and the priority table (service/)."""
+
+    # policy:NAME, a failure class, a category (backup, verify, retention, restore) or
+    # default -> a person or team (service/rules.py: assignee)
     assign: dict[str, str] = field(default_factory=dict)
     response_hours: dict[str, float] = field(
         default_factory=lambda: {"urgent": 2, "important": 4, "general": 8}
     )
+    resolution_hours: dict[str, float] = field(
+        default_factory=lambda: {"urgent": 24, "important": 72, "general": 168}
+    )
+    # group (loss, protection, assurance) -> importance -> priority; the defaults of
+    # service/rules.py with [service.priorities] laid over them
+    priorities: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {g: dict(r) for g, r in _DEFAULT_PRIORITIES.items()}
+    )
+    escalate: tuple[str, ...] = ()  # who hears of a response deadline passed unacknowledged
     notify: tuple[str, ...] = ()
 
 

@@ -38,11 +38,14 @@ TARGET_INIT, TARGET_CHECK, CATALOG_REBUILD = "target.init", "target.check", "cat
 AUDIT_INIT = "audit.init"
 VALIDATE, DEMO, STATUS, PLAN, SNAPSHOTS = "validate", "demo", "status", "plan", "snapshots"
 AUDIT_READ, REPORT = "audit.read", "report"
+# every role reads the tickets; a requester rates their own (service/ticket.py checks whose)
+TICKETS_READ, TICKETS_RATE = "tickets.read", "tickets.rate"
+TICKETS_CHANGE = "tickets.change"  # ack, assign, comment, resolve, close: an operator's
 # checks a proof against files the person brings (no log, no config): anyone's to run
 CHECK_PROOF = "audit.check-proof"
 
 OPEN = frozenset({VALIDATE, DEMO, CHECK_PROOF})  # anyone, with or without a role
-ANY_ROLE = frozenset({STATUS, PLAN})  # every role
+ANY_ROLE = frozenset({STATUS, PLAN, TICKETS_READ, TICKETS_RATE})  # every role
 AUDITOR_READS = frozenset({STATUS, PLAN, SNAPSHOTS, AUDIT_READ, REPORT})
 
 # Command path (as typed after `orchestrator`) -> action; a group's name covers all its
@@ -72,6 +75,14 @@ COMMANDS: Mapping[str, str] = {
     "audit consistency": AUDIT_READ,
     "audit check-proof": CHECK_PROOF,
     "report": REPORT,
+    "tickets list": TICKETS_READ,
+    "tickets show": TICKETS_READ,
+    "tickets rate": TICKETS_RATE,
+    "tickets ack": TICKETS_CHANGE,
+    "tickets assign": TICKETS_CHANGE,
+    "tickets comment": TICKETS_CHANGE,
+    "tickets resolve": TICKETS_CHANGE,
+    "tickets close": TICKETS_CHANGE,
     "request approve": APPROVE,
     "request reject": APPROVE,
 }

@@ -189,7 +189,10 @@ def test_subject_problem(subject: str, problem: str | None) -> None:
         ("audit show", "audit.read"),
         ("audit init", "audit.init"),
         ("audit new-thing", "audit new-thing"),  # unknown: operator-only
-        ("tickets close", "tickets close"),
+        ("tickets close", "tickets.change"),
+        ("tickets list", "tickets.read"),
+        ("tickets rate", "tickets.rate"),
+        ("tickets new-thing", "tickets new-thing"),  # unknown: operator-only
     ],
 )
 def test_action_for(command: str, action: str) -> None:

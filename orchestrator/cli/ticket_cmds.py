@@ -1,0 +1,216 @@
+"""`tickets list|show|ack|assign|comment|resolve|close|rate`: following a failure through
+the service process. Every change is one transaction in the catalog, decided by
+service/ticket.py, and goes on the event bus (so into the audit log) naming who did it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from orchestrator.cli.common import Obj
+
+ListFilter = click.Choice(["open", "resolved", "closed", "all"])
+
+
+def _now(obj: Obj, value: str | None = None) -> datetime:
+    """The time of the action: now, or `--now T` (a simulated month, tests)."""
+    from orchestrator.cli.common import parse_time
+
+    when = parse_time(value, obj.config.settings.timezone, "--now")
+    return obj.context(when).clock.now().astimezone(UTC)
+
+
+_now_option = click.option("--now", metavar="T", help="Act as at this time (simulation).")
+
+
+def _who() -> str:
+    from orchestrator.security.identity import current_identity
+
+    return current_identity().user
+
+
+def _ticket_dict(t: Any, now: datetime) -> dict[str, Any]:
+    """The ticket's fields and the state of its two clocks at `now`."""
+    from dataclasses import asdict
+
+    from orchestrator.service import clock
+
+    data = asdict(t)
+    times = clock.ClockTimes(
+        t.status, t.respond_by, t.resolve_by, t.acknowledged_at, t.resolved_at, t.escalated_at
+    )
+    data["response"] = clock.response_state(times, now)
+    data["resolution"] = clock.resolution_state(times, now)
+    return data
+
+
+def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -> Any:
+    """Apply one person's decision; an unknown ticket or a refused change is one line,
+    and a refused one is an audit record too (`ticket.refused`)."""
+    from orchestrator.errors import UsageError
+    from orchestrator.events import Event
+    from orchestrator.service.sink import TICKET_CHANGED, TICKET_REFUSED, ticket_event
+    from orchestrator.service.ticket import TicketError
+
+    ctx = obj.context()
+    who = _who()
+    holder: list[Any] = []
+
+    def recorded(t: Any) -> Any:
+        t, change = decide(t)
+        holder.append(change)
+        return t, change
+
+    try:
+        t = ctx.catalog.change_ticket(ticket_id, recorded)
+    except TicketError as exc:
+        ctx.events.publish(
+            Event(
+                TICKET_REFUSED,
+                ctx.clock.now(),
+                "warning",
+                f"{what} by {who} refused: {exc.message}",
+                details={"ticket": ticket_id, "who": who, "action": what, "outcome": "refused"},
+            )
+        )
+        raise
+    if t is None:
+        raise UsageError(f"no ticket {ticket_id}: 'orchestrator tickets list --all' lists them")
+    change = holder[-1]
+    text = f"{what} by {who}" + (f": {change.text}" if change.text else "")
+    ctx.events.publish(ticket_event(TICKET_CHANGED, t, change.at, text, who=who))
+    obj.emit(
+        f"tickets.{what}",
+        {"ticket": _ticket_dict(t, change.at)},
+        f"ticket {t.id}: {t.status}" + (f" ({change.text})" if change.text else ""),
+    )
+    return t
+
+
+@click.group("tickets")
+def tickets_group() -> None:
+    """The tickets filed for failures and restore requests (service standard ch. 2, 4)."""
+
+
+@tickets_group.command("list")
+@click.option("--policy", default=None, help="Only this policy's tickets.")
+@click.option("--status", "which", type=ListFilter, default="open", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=200, show_default=True)
+@click.pass_obj
+def tickets_list(obj: Obj, policy: str | None, which: str, limit: int) -> None:
+    """Tickets, newest first, with the state of their response clock."""
+    from orchestrator.render.tickets import ticket_table
+
+    statuses = {
+        "open": ("new", "acknowledged"),
+        "resolved": ("resolved",),
+        "closed": ("closed",),
+        "all": None,
+    }[which]
+    found = obj.context().catalog.tickets(statuses=statuses, policy=policy, limit=limit)
+    now = obj.context().clock.now()
+    rows = [_ticket_dict(t, now) for t in found]
+    obj.emit("tickets.list", {"tickets": rows}, lambda: ticket_table(rows))
+
+
+@tickets_group.command("show")
+@click.argument("ticket_id", type=int)
+@click.pass_obj
+def tickets_show(obj: Obj, ticket_id: int) -> None:
+    """One ticket: every field and its status history."""
+    from dataclasses import asdict
+
+    from orchestrator.errors import UsageError
+    from orchestrator.render.tickets import ticket_text
+
+    catalog = obj.context().catalog
+    t = catalog.get_ticket(ticket_id)
+    if t is None:
+        raise UsageError(f"no ticket {ticket_id}: 'orchestrator tickets list --status all'")
+    history = [asdict(c) for c in catalog.ticket_history(ticket_id)]
+    data = _ticket_dict(t, obj.context().clock.now())
+    obj.emit(
+        "tickets.show", {"ticket": data, "history": history}, lambda: ticket_text(data, history)
+    )
+
+
+@tickets_group.command("ack")
+@_now_option
+@click.argument("ticket_id", type=int)
+@click.pass_obj
+def tickets_ack(obj: Obj, ticket_id: int, now: str | None) -> None:
+    """Acknowledge a new ticket: the first response, which stops its response clock."""
+    from orchestrator.service import ticket as tk
+
+    who, at = _who(), _now(obj, now)
+    _change(obj, ticket_id, "ack", lambda t: tk.acknowledge(t, who, at))
+
+
+@tickets_group.command("assign")
+@_now_option
+@click.argument("ticket_id", type=int)
+@click.argument("to")
+@click.pass_obj
+def tickets_assign(obj: Obj, ticket_id: int, to: str, now: str | None) -> None:
+    """Give the ticket to a person or team."""
+    from orchestrator.service import ticket as tk
+
+    who, at = _who(), _now(obj, now)
+    _change(obj, ticket_id, "assign", lambda t: tk.assign(t, who, to, at))
+
+
+@tickets_group.command("comment")
+@_now_option
+@click.argument("ticket_id", type=int)
+@click.argument("text")
+@click.pass_obj
+def tickets_comment(obj: Obj, ticket_id: int, text: str, now: str | None) -> None:
+    """Add a line to the ticket's history (progress, who else was called in)."""
+    from orchestrator.service import ticket as tk
+
+    who, at = _who(), _now(obj, now)
+    _change(obj, ticket_id, "comment", lambda t: tk.comment(t, who, text, at))
+
+
+@tickets_group.command("resolve")
+@_now_option
+@click.argument("ticket_id", type=int)
+@click.option("--solution", required=True, help="How it was solved.")
+@click.pass_obj
+def tickets_resolve(obj: Obj, ticket_id: int, solution: str, now: str | None) -> None:
+    """Mark the problem solved (the requester may then rate it; a person closes it)."""
+    from orchestrator.service import ticket as tk
+
+    who, at = _who(), _now(obj, now)
+    _change(obj, ticket_id, "resolve", lambda t: tk.resolve(t, who, solution, at))
+
+
+@tickets_group.command("close")
+@_now_option
+@click.argument("ticket_id", type=int)
+@click.option("--solution", default="", help="The solution (required unless it has one).")
+@click.pass_obj
+def tickets_close(obj: Obj, ticket_id: int, solution: str, now: str | None) -> None:
+    """Close the ticket with its solution (the standard's archiving step)."""
+    from orchestrator.service import ticket as tk
+
+    who, at = _who(), _now(obj, now)
+    _change(obj, ticket_id, "close", lambda t: tk.close(t, who, solution, at))
+
+
+@tickets_group.command("rate")
+@_now_option
+@click.argument("ticket_id", type=int)
+@click.argument("rating", type=int)
+@click.option("--comment", "feedback", default="", help="What went well or not.")
+@click.pass_obj
+def tickets_rate(obj: Obj, ticket_id: int, rating: int, feedback: str, now: str | None) -> None:
+    """The requester's satisfaction with a resolved request, 1 (poor) to 5 (excellent)."""
+    from orchestrator.service import ticket as tk
+
+    who, at = _who(), _now(obj, now)
+    _change(obj, ticket_id, "rate", lambda t: tk.rate(t, who, rating, feedback, at))
