@@ -18,6 +18,11 @@ if [ -z "${ORCHESTRATOR_SECRET_REPO_LOCAL:-}" ] && ! $orc secrets list | grep -q
   $orc secrets set repo-local --generate
   echo "run-main: generated the password of the local repository, sealed in var/secrets.sealed" >&2
 fi
+# First run only: the audit log's signing key (sealed in the same store); its public key
+# is printed for the auditors.
+if [ ! -f var/audit/audit-key.pub ]; then
+  $orc audit init
+fi
 $orc validate
 $orc backup --all
 $orc snapshots

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchestrator.audit")
 
 CHECKPOINT = "checkpoint"  # the newest, in each place
+KEY_MADE = False  # this process made the signing key (by whichever trail object)
 HISTORY = "checkpoints"  # every one, named by its size
 PUBLIC_KEY = "audit-key.pub"
 DAY = timedelta(days=1)
@@ -58,6 +59,10 @@ class AuditTrail:
         self.export_failed: str | None = None  # why the last export did not happen
         self.checkpoint_failed: str | None = None  # why an automatic checkpoint was not signed
         self.key_made = False  # the signing key was made by this process
+        # `audit init|checkpoint` asked for a checkpoint: the secret store (and its key
+        # file) may be created for the key. Automatic checkpoints never create them.
+        self.explicit = False
+        self._no_key_yet = False  # an automatic checkpoint found no key and may make none
 
     # ------------------------------------------------------------------ records
 
@@ -72,7 +77,7 @@ class AuditTrail:
         signed = None
         with self.log.locked() as state:
             numbers = self.log.append(state, full)
-            if self._checkpoint_due(state):
+            if not self._no_key_yet and self._checkpoint_due(state):
                 signed = self._checkpoint_or_say(state)
         if signed:  # outside the lock: a slow repository never holds up other appends
             self._publish(signed, remote=False)
@@ -86,36 +91,71 @@ class AuditTrail:
         return self.history_dir.parent / PUBLIC_KEY
 
     def signer(self) -> Signer:
-        """The signing key from the secret store; made and sealed there on first use (or
-        by `audit init`), its public half written beside the log. A stored key that
-        does not match that public half is refused: checkpoints would stop verifying."""
+        """The signing key from the secret store; made and sealed there once (by `audit
+        init` or the first checkpoint), its public half written beside the log. Refused:
+        a stored key that does not match that public half, and a new key for a log that
+        has a public key or checkpoints already (the store was lost or replaced: a new
+        key would quietly take the place of the one the auditors hold)."""
         if self._signer is None:
             from orchestrator.audit import signing
 
             if self.vault is None:
                 raise signing.SigningKeyError("the audit trail was opened without a secret store")
+            vault = self.vault()
             name = self._key_name()
-            legacy = self.settings.legacy_key_file
+            legacy = (
+                self.settings.legacy_key_file if self.settings.legacy_key_file != Path() else None
+            )
+            expected = _public_of(self.public_key_file)
             self._signer, created = signing.load_or_create(
-                self.vault(), name, legacy if legacy != Path() else None
+                vault,
+                name,
+                legacy,
+                expected,
+                self._why_no_new_key(),
+                # a store and its key file are made when asked, or to keep an earlier key
+                new_key_file=self.explicit or (legacy is not None and legacy.is_file()),
             )
             self.key_made = created
+            global KEY_MADE
+            KEY_MADE = KEY_MADE or created
+            _say_created_key_file(vault)
             vkey = cpmod.verifier_key(name, self._signer.public).text()
-            if created or not self.public_key_file.exists():
-                _write(self.public_key_file, vkey + "\n", 0o644)
-                log.warning(
-                    "audit: made the signing key, sealed in the secret store as '%s' (public: %s)",
-                    signing.SECRET_NAME,
-                    vkey,
-                )
-            elif _public_of(self.public_key_file) not in (None, self._signer.public):
+            if expected not in (None, self._signer.public):
                 self._signer = None
                 raise signing.SigningKeyError(
                     f"the secret '{signing.SECRET_NAME}' is not the key of "
-                    f"{self.public_key_file}: put the secret store back as it was, or set "
-                    "the log aside (README, 'A damaged audit log') and start a new one"
+                    f"{self.public_key_file}: put the secret store (and its key) back as "
+                    "they were, or set the log aside (README, 'Audit log') and start anew"
                 )
+            if expected is None:
+                _write(self.public_key_file, vkey + "\n", 0o644)
+                if created:
+                    log.info(
+                        "audit: made the signing key, sealed in the secret store as '%s' "
+                        "(public: %s)",
+                        signing.SECRET_NAME,
+                        vkey,
+                    )
+                else:
+                    log.warning("audit: wrote the public key %s again", self.public_key_file)
         return self._signer
+
+    def _why_no_new_key(self) -> str | None:
+        """None when this log may get its first key; else the reason it may not."""
+        pub = self.public_key_file
+        signed = self.history_dir.is_dir() and any(self.history_dir.iterdir())
+        if not pub.exists() and not signed:
+            return None
+        has = (
+            f"its public key {pub}" if pub.exists() else f"signed checkpoints in {self.history_dir}"
+        )
+        return (
+            f"the secret store holds no audit signing key, but this log has {has}: the "
+            "store or its key file was lost or replaced; restore them from your copy (a "
+            "new key would not be the one the auditors hold), or set the log aside "
+            "(README, 'Audit log') and start a new one"
+        )
 
     def _key_name(self) -> str:
         """The name is fixed when the key is made (kept in the .pub), so a renamed host or a
@@ -162,9 +202,15 @@ class AuditTrail:
         missing, say), the records are written all the same and the reason is logged:
         `audit verify` still checks them, against the last checkpoint and the log."""
         from orchestrator.errors import OrchestratorError
+        from orchestrator.security.secrets import NoStoreYet
 
         try:
             return self._checkpoint(state)
+        except NoStoreYet as exc:  # before `audit init`: expected, `status` says so
+            self.checkpoint_failed = exc.message
+            self._no_key_yet = not self.explicit  # not asked again by this trail's records
+            log.debug("audit: records written, not signed yet: %s", exc)
+            return None
         except OrchestratorError as exc:
             self.checkpoint_failed = exc.message
             log.error("audit: records written, checkpoint %d not signed: %s", state.size, exc)
@@ -247,6 +293,18 @@ def open_trail(
         return opened[0]
 
     return AuditTrail(config.audit, settings.state_dir, publishers, vault=vault or store, **kw)
+
+
+def _say_created_key_file(vault: Any) -> None:
+    """The secret store's key file made for the signing key: the one file to copy off
+    the machine, said whichever command made it."""
+    made = getattr(vault, "created_key", None)
+    if made is not None:
+        log.warning(
+            "audit: created the secret store's key file %s (mode 0600) for the signing key: "
+            "keep a copy off this machine; without it the secrets cannot be read",
+            made,
+        )
 
 
 def _public_of(path: Path) -> bytes | None:

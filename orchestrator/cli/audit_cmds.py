@@ -55,12 +55,14 @@ def _read_text(path: Path, what: str) -> str:
 def audit_init(obj: Obj) -> None:
     """Make the signing key (once: its private half sealed in the secret store), sign a
     checkpoint, and print the public key for the auditors."""
+    from orchestrator.audit import trail as trail_module
     from orchestrator.audit.signing import SECRET_NAME
     from orchestrator.audit.sink import record_action
 
-    trail = _trail(obj)
+    trail = obj.context().audit.trail  # with the repositories to publish to
+    trail.explicit = True  # asked for: may make the key (and the secret store)
     key = trail.verifier_key().text()
-    had_key = not trail.key_made
+    had_key = not (trail.key_made or trail_module.KEY_MADE)  # made by an earlier record?
     _text, size, _ = trail.checkpoint(remote=False)
     store = obj.config.settings.state_dir / "secrets.sealed"
     record_action(
@@ -73,13 +75,6 @@ def audit_init(obj: Obj) -> None:
         error=trail.export_failed,
     )
     _export_failed(trail)
-    created = getattr(trail.vault(), "created_key", None) if trail.vault else None
-    if created is not None:  # the store's key file is what must be copied off the machine
-        click.echo(
-            f"orchestrator: created the secret store's key file {created} (mode 0600): keep a "
-            "copy off this machine; without it the signing key cannot be read",
-            err=True,
-        )
     made = "exists (made earlier)" if had_key else "made now"
     obj.emit(
         "audit.init",
@@ -108,6 +103,7 @@ def audit_checkpoint(obj: Obj) -> None:
 
     ctx = obj.context()
     trail = ctx.audit.trail
+    trail.explicit = True  # asked for: may make the key (and the store) if there is none
     text, size, places = trail.checkpoint(remote=True)
     refused = list(trail.refused)
     record_action(
@@ -145,7 +141,6 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
     from orchestrator.targets.base import AUDIT_FOLDER
 
     trail = _trail(obj)
-    key = _read_key(key_file or trail.public_key_file)
     found = trail.checkpoint_files()
     for spec in obj.config.targets.values():  # the copies next to local repositories
         path = getattr(spec, "path", None)
@@ -153,6 +148,13 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         if copy and copy.is_file():
             found.append((str(copy), _read_text(copy, "checkpoint")))
     found += [(str(p), _given_checkpoint(p)) for p in checkpoints]
+    unsigned = not found and key_file is None and not trail.public_key_file.exists()
+    if unsigned:  # before `audit init`: the records can only be checked against each other
+        from orchestrator.audit.checkpoint import verifier_key
+
+        key = verifier_key("unsigned", bytes(32))  # never used: there is no checkpoint
+    else:
+        key = _read_key(key_file or trail.public_key_file)
     committed = trail.log.committed()
     report = verify_log(
         trail.log.lines, found, key, signing.verify, committed[:2] if committed else None
@@ -168,6 +170,7 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         "checkpoints": report.checkpoints,
         "covered": report.covered,
         "notes": report.notes,
+        "signed": not unsigned,
     }
     uncovered = report.size - report.covered
     text = (
@@ -175,6 +178,11 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         f"verified, the newest covers {report.covered}"
         + (f" ({uncovered} newer records not yet in a checkpoint)" if uncovered else "")
     )
+    if unsigned:
+        report.notes.append(
+            "not signed yet: no signing key and no checkpoint, so the records were checked "
+            "against each other only; run 'orchestrator audit init'"
+        )
     obj.emit("audit.verify", payload, "\n".join([text, *report.notes]))
 
 

@@ -45,19 +45,6 @@ def _key_note(store: Any) -> None:
         )
 
 
-def _not_the_audit_key(name: str) -> None:
-    """The signing key is made once by `audit init`: replaced or removed by hand, every
-    checkpoint after it would be signed by a key no auditor holds."""
-    from orchestrator.audit.signing import SECRET_NAME
-    from orchestrator.errors import UsageError
-
-    if name == SECRET_NAME:
-        raise UsageError(
-            f"secret '{name}' is the audit log's signing key (made by 'orchestrator audit "
-            "init'): it is not set or removed by hand"
-        )
-
-
 @click.group()
 def secrets() -> None:
     """Repository passwords and credentials (referenced as secret:NAME)."""
@@ -72,7 +59,6 @@ def secrets_set(obj: Obj, name: str, generate: bool) -> None:
     from orchestrator.security.secrets import PREFIX, secret_name
 
     secret_name(PREFIX + name)  # a bad name is refused before the value is asked for
-    _not_the_audit_key(name)
     store = _store(obj)
     if generate:
         with _audited(obj, "secret.set", secret=name, source="generated"):
@@ -102,7 +88,6 @@ def secrets_list(obj: Obj) -> None:
 @click.pass_obj
 def secrets_remove(obj: Obj, name: str) -> None:
     """Remove secret NAME from the store."""
-    _not_the_audit_key(name)
     store = _store(obj)
     with _audited(obj, "secret.remove", secret=name):
         store.remove(name)
@@ -119,10 +104,13 @@ def secrets_remove(obj: Obj, name: str) -> None:
 @click.pass_obj
 def secrets_rotate(obj: Obj, passphrase: bool) -> None:
     """Re-seal every secret under a new key; the old key no longer opens the store."""
+    from orchestrator.security.keys import shared_earlier_default
+
     store = _store(obj)
-    new_key = "passphrase" if passphrase else f"key file {store.key_file}"
+    to = shared_earlier_default(store.key_file, obj.config_path.resolve())
+    new_key = "passphrase" if passphrase else f"key file {to or store.key_file}"
     with _audited(obj, "secrets.rotate", new_key=new_key, store=str(store.path)) as more:
-        more["summary"] = done = store.rotate(passphrase)
+        more["summary"] = done = store.rotate(passphrase, to)
     obj.emit("secrets.rotate", {"path": store.path, "done": done}, f"{store.path}: {done}")
 
 

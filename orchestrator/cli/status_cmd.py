@@ -83,6 +83,18 @@ def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
                 f"warning: target '{target}' lost {len(lost)} snapshot(s) the catalog "
                 "recorded (see 'orchestrator verify'); they are not counted as backups"
             )
+    if ctx.audit is not None and not ctx.audit.trail.public_key_file.exists():
+        out.append(
+            "warning: the audit log is not signed yet: run 'orchestrator audit init' (it "
+            "makes the signing key, sealed in the secret store, and prints its public key)"
+        )
+    open_tickets = ctx.catalog.tickets(statuses=("new", "acknowledged"))
+    if open_tickets:
+        by_policy: dict[str, int] = {}
+        for t in open_tickets:
+            by_policy[t.policy or "-"] = by_policy.get(t.policy or "-", 0) + 1
+        shown = ", ".join(f"{p} {n}" for p, n in sorted(by_policy.items()))
+        out.append(f"open tickets: {len(open_tickets)} ({shown}): 'orchestrator tickets list'")
     return out
 
 

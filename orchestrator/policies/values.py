@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orchestrator.policies.model import LEVELS
-from orchestrator.security.secrets import NAME_RULE, valid_name
+from orchestrator.security.secrets import AUDIT_KEY_NAME, NAME_RULE, valid_name
 
 T = TypeVar("T")
 Conv = Callable[[object], T]
@@ -150,6 +150,8 @@ def secret_ref(value: object) -> str:
         raise Invalid("must be a reference like 'secret:NAME', not a value")
     if not valid_name(text.removeprefix("secret:")):
         raise Invalid(f"the NAME of a 'secret:NAME' reference {NAME_RULE}")
+    if text.removeprefix("secret:") == AUDIT_KEY_NAME:
+        raise Invalid(f"'{text}' is the audit log's signing key, never a password")
     return text
 
 

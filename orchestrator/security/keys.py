@@ -25,10 +25,16 @@ MIN_PASSPHRASE = 8
 
 
 def default_key_file(config_path: Path) -> Path:
-    """`keys/secrets.key` beside policies.toml: one key per configuration (two
-    configurations on one machine never share, or rotate, each other's key), outside
-    the default `state_dir`, and found by whoever finds the configuration."""
-    return config_path.parent / "keys" / "secrets.key"
+    """`keys/secrets.key` beside policies.toml (`keys/NAME.secrets.key` beside NAME.toml):
+    one key per configuration, so two configurations, even in one folder, never share,
+    or rotate, each other's key; outside the default `state_dir`, and found by whoever
+    finds the configuration."""
+    stem = config_path.stem
+    return (
+        config_path.parent
+        / "keys"
+        / ("secrets.key" if stem == "policies" else f"{stem}.secrets.key")
+    )
 
 
 def earlier_default(euid: int, home: str | None, xdg_config_home: str | None) -> Path:
@@ -46,12 +52,23 @@ def key_file_for(config_path: Path, store: Path, earlier: Path | None = None) ->
     under its default key keeps that key (an upgrade must not lose the secrets): when
     the store exists, this configuration's key file does not, and the earlier one does."""
     new = default_key_file(config_path)
-    if new.exists() or not store.exists():
+    rotating = new.with_name(new.name + ".new")  # a rotation onto it a crash interrupted
+    if new.exists() or rotating.exists() or not store.exists():
         return new
     if earlier is None:
         env = os.environ
         earlier = earlier_default(os.geteuid(), env.get("HOME"), env.get("XDG_CONFIG_HOME"))
     return earlier if earlier.is_file() else new
+
+
+def shared_earlier_default(key_file: Path, config_path: Path) -> Path | None:
+    """The configuration's own key file when `key_file` is the earlier versions' default,
+    which every configuration of the user shared: rotating must move off it, never
+    overwrite it under the other stores still sealed with it."""
+    env = os.environ
+    earlier = earlier_default(os.geteuid(), env.get("HOME"), env.get("XDG_CONFIG_HOME"))
+    own = default_key_file(config_path)
+    return own if key_file == earlier and own != earlier else None
 
 
 def credential_file(environ: Mapping[str, str]) -> Path | None:

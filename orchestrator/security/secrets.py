@@ -32,6 +32,15 @@ STORE_FILE = "secrets.sealed"
 PLAIN_DIR = "secrets"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 NAME_RULE = "starts with a letter or digit, holds only A-Z a-z 0-9 _ . - and no '..'"
+# The audit log's signing key (audit/signing.py): sealed here by the audit trail alone.
+# No `secret:` reference, `secrets set/remove` or plain file of `migrate` may name it:
+# else a repository password could be the key, or someone who can write state_dir
+# could choose it.
+AUDIT_KEY_NAME = "audit-signing-key"
+
+
+class NoStoreYet(SecretError):
+    """Nothing is sealed yet and no key exists for a store: made only when asked."""
 
 
 class StoreDamagedError(SecretError):
@@ -55,6 +64,11 @@ def secret_name(reference: str) -> str:
     name = reference[len(PREFIX) :]
     if not valid_name(name):
         raise SecretError(f"secret name '{name}' is not valid: a name {NAME_RULE}")
+    if name == AUDIT_KEY_NAME:
+        raise SecretError(
+            f"secret '{name}' is the audit log's signing key (made by 'orchestrator audit "
+            "init'): it is not set, removed or used as a password"
+        )
     return name
 
 
@@ -113,9 +127,9 @@ class SecretStore:
         return value
 
     def peek(self, name: str) -> str | None:
-        """The value of `name` (environment, then store) without telling `on_use`: for
-        the audit trail's own signing key, read inside the trail's append."""
-        return os.environ.get(env_name(name)) or self._load().get(name)
+        """The stored value of `name`, never from the environment (whoever runs the
+        command must not choose the audit key), without telling `on_use`."""
+        return self._load().get(name)
 
     def has(self, reference: str) -> bool:
         name = secret_name(reference)
@@ -136,16 +150,30 @@ class SecretStore:
             self._save(values, self._seal or self._new_seal())
         return self.path
 
-    def setdefault(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
+    def setdefault(
+        self, name: str, make: Callable[[], str], new_key_file: bool = True
+    ) -> tuple[str, bool]:
         """The stored value of `name`, storing `make()` first when there is none (True);
-        under the store's lock, so two processes never store two different values."""
+        under the store's lock, so two processes never store two different values.
+        `new_key_file=False`: rather than create the store's key file (the one file the
+        operator must keep a copy of), raise NoStoreYet."""
         with self._locked():
             values = dict(self._load(fresh=True))
             if values.get(name):
                 return values[name], False
+            if self._seal is None and not new_key_file and not self._has_key_source():
+                raise NoStoreYet(
+                    f"no secret store yet ({self.path}) to seal '{name}' in, and no key "
+                    "for one: 'orchestrator audit init' or 'secrets set' makes them"
+                )
             values[name] = make()
             self._save(values, self._seal or self._new_seal())
             return values[name], True
+
+    def _has_key_source(self) -> bool:
+        """A new store would be sealed without creating a key file."""
+        found = any(path != _pending(self.key_file) for path, _ in self._key_candidates())
+        return found or os.environ.get(keys.PASSPHRASE_ENV) is not None
 
     def generate(self, name: str) -> Path:
         return self.set(name, _random.token_urlsafe(32))
@@ -160,9 +188,13 @@ class SecretStore:
             assert self._seal is not None  # a name was found, so the store was opened
             self._save(values, self._seal)
 
-    def rotate(self, passphrase: bool) -> str:
+    def rotate(self, passphrase: bool, to: Path | None = None) -> str:
         """Seal everything under a new key file, or a new passphrase; the old key no longer
-        opens the store and an old key file is overwritten. Returns what was done."""
+        opens the store and an old key file is overwritten, unless `to` names another
+        key file to move to (the old one is shared with other stores: left to them).
+        Returns what was done."""
+        if to is not None and not passphrase:
+            return self._rotate_to(to)
         with self._locked():
             values = self._load(fresh=True)
             old = self._seal
@@ -170,9 +202,15 @@ class SecretStore:
                 raise SecretError(f"no secret store at {self.path} yet: nothing to rotate")
             if passphrase:
                 self._save(values, self._passphrase_seal(keys.NEW_PASSPHRASE_ENV))
-                for path in (self.key_file, _pending(self.key_file)):
-                    destroy(path)
-                done = f"sealed under the new passphrase; key file {self.key_file} removed"
+                if to is None:
+                    for path in (self.key_file, _pending(self.key_file)):
+                        destroy(path)
+                    done = f"sealed under the new passphrase; key file {self.key_file} removed"
+                else:
+                    done = (
+                        f"sealed under the new passphrase; the earlier shared key file "
+                        f"{self.key_file} is left for the other stores sealed with it"
+                    )
             else:
                 key = _new_key()
                 write_private(_pending(self.key_file), keys.encode_key(key))
@@ -183,6 +221,22 @@ class SecretStore:
                 done += f"; replace or remove the systemd credential {keys.CREDENTIAL_NAME}"
             return done
 
+    def _rotate_to(self, to: Path) -> str:
+        with self._locked():
+            values = self._load(fresh=True)
+            if self._seal is None:
+                raise SecretError(f"no secret store at {self.path} yet: nothing to rotate")
+            shared, self.key_file = self.key_file, to
+            self._refuse_key_in_state_dir()
+            key = _new_key()
+            write_private(_pending(to), keys.encode_key(key))
+            self._save(values, _Seal(key, "key", str(to)))
+            self._install_pending_key()
+            return (
+                f"sealed under a new key in {to}; the earlier shared key file {shared} is "
+                "left for the other stores sealed with it (remove it once none is)"
+            )
+
     def migrate(self) -> list[str]:
         """Seal the plain files of earlier versions, then overwrite and remove them."""
         with self._locked():
@@ -191,6 +245,12 @@ class SecretStore:
                 return []
             values = dict(self._load(fresh=True, refuse_plain=False))
             found = [p for p in entries if not p.name.startswith(".")]
+            if any(p.name == AUDIT_KEY_NAME for p in found):
+                raise SecretError(
+                    f"{self.plain_dir / AUDIT_KEY_NAME} is not migrated: the audit log's "
+                    "signing key is never taken from a plain file (it was planted, or "
+                    "left by hand); remove it, then run 'orchestrator secrets migrate'"
+                )
             for path in found:
                 value = _read_plain(path)
                 if values.get(path.name, value) != value:

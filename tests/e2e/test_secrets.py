@@ -307,3 +307,50 @@ def test_a_key_file_that_cannot_be_created_is_one_line(ws: Workspace) -> None:
     assert "cannot create the key file" in line and "secrets_key_file" in line
     assert not _store(ws).exists()
     _no_temp_files(ws)
+
+
+# ----------------------------------------------------------------- break-it on the audit key
+
+
+def test_two_configurations_in_one_folder_keep_their_own_keys(workspace: Workspace) -> None:
+    """Break-it D1: both defaulted to keys/secrets.key, so rotating one configuration's
+    key made the other's store unreadable for good."""
+    ws = workspace
+    del ws.env[SECRET_ENV]
+    text = ws.config.read_text()
+    for name in ("a", "b"):
+        (ws.root / f"{name}.toml").write_text(text.replace('"var"', f'"var-{name}"'))
+
+    def orc(name: str, *args: str, **kw: object) -> object:
+        return ws.orc("--config", str(ws.root / f"{name}.toml"), *args, **kw)
+
+    for name in ("a", "b"):
+        orc(name, "secrets", "set", "repo-test", input=PASSWORD + "\n")
+    keys = sorted(p.name for p in (ws.root / "keys").iterdir())
+    assert keys == ["a.secrets.key", "b.secrets.key"]
+    orc("a", "secrets", "rotate")
+    orc("b", "backup", "files")  # b's store still opens
+    orc("a", "backup", "files")
+
+
+def test_the_audit_key_is_never_a_password_nor_a_planted_file(ws: Workspace) -> None:
+    """Break-it D5 and D6: `migrate` sealed a planted state_dir/secrets/audit-signing-key
+    (whoever could write state_dir chose the key); a target could use the key as its
+    password."""
+    plain = ws.root / "var" / "secrets"
+    plain.mkdir(parents=True, mode=0o700)
+    (plain / "audit-signing-key").write_text("ed25519:" + "A" * 43 + "=\n")
+    line = _failure(ws, 2, "secrets", "migrate")
+    assert "audit-signing-key is not migrated" in line
+    assert (plain / "audit-signing-key").exists()
+
+    for args in (("set", KEY), ("remove", KEY)):
+        assert "audit log's signing key" in _failure(ws, 2, "secrets", *args)
+
+    leaky = ws.config.read_text().replace(
+        'password = "secret:repo-test"', f'password = "secret:{KEY}"'
+    )
+    assert leaky != ws.config.read_text()
+    ws.config.write_text(leaky)
+    result = ws.orc("validate", check=2)
+    assert "is the audit log's signing key, never a password" in result.stderr

@@ -23,6 +23,7 @@ def records(ws: Workspace) -> list[dict]:
 
 def test_a_backup_and_a_restore_leave_their_audit_records(workspace: Workspace) -> None:
     ws = workspace
+    ws.orc("audit", "init")
     ws.orc("backup", "files", "--level", "full")
     snap = restic_snapshots(ws.repo)[-1]
     recs = records(ws)

@@ -321,3 +321,113 @@ def test_an_earlier_versions_key_file_is_moved_into_the_store(workspace: Workspa
     assert not pem.exists()
     assert "audit-signing-key" in ws.orc_json("secrets", "list")["names"]
     ws.orc("audit", "verify")
+
+
+# ----------------------------------------------------------------- the sealed key, broken
+
+
+def _pem(path: Path) -> bytes:
+    """An earlier version's PEM key file at `path`; its raw public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@pytest.mark.parametrize("lost", ["store", "store-and-key-file"])
+def test_a_lost_store_never_makes_a_new_key_in_place_of_the_published_one(
+    workspace: Workspace, lost: str
+) -> None:
+    """Break-it D2: the store lost (a state_dir restored without keys/), the next
+    checkpoint made a new key and overwrote audit-key.pub, exit 0; verify then failed."""
+    ws = workspace
+    ws.config.write_text(ws.config.read_text() + "\n[audit]\ncheckpoint_every = 1\n")
+    ws.orc("audit", "init")
+    pub = ws.root / "var" / "audit" / "audit-key.pub"
+    published = pub.read_text()
+    (ws.root / "var" / "secrets.sealed").unlink()
+    if lost == "store-and-key-file":
+        shutil.rmtree(ws.root / "keys")
+
+    result = ws.orc("audit", "checkpoint", check=1)
+    assert "holds no audit signing key, but this log has its public key" in result.stderr
+    assert "Traceback" not in result.stderr
+    backup = ws.orc("backup", "files")  # the work goes on; the records are written
+    assert "checkpoint" in backup.stderr and "not signed" in backup.stderr
+    assert pub.read_text() == published
+    assert "audit-signing-key" not in ws.orc_json("secrets", "list")["names"]
+    ws.orc("audit", "verify")  # intact: the records stand, unsigned since the last checkpoint
+
+
+def test_an_earlier_key_file_of_another_key_is_refused_and_kept(workspace: Workspace) -> None:
+    """Break-it D3: a PEM that is not the log's key replaced the public key silently."""
+    ws = workspace
+    ws.orc("audit", "init")
+    (ws.root / "var" / "secrets.sealed").unlink()
+    pem = ws.root / "keys" / "audit-ed25519.pem"
+    _pem(pem)
+    result = ws.orc("audit", "checkpoint", check=1)
+    assert f"{pem} of an earlier version is not the key of this log's public key" in result.stderr
+    assert pem.exists()
+
+
+def test_an_earlier_key_file_that_is_a_link_removes_only_the_link(workspace: Workspace) -> None:
+    """Break-it D4: the upgrade zeroed the file a linked PEM pointed to."""
+    ws = workspace
+    elsewhere = ws.root / "elsewhere.pem"
+    public = _pem(elsewhere)
+    kept = elsewhere.read_bytes()
+    link = ws.root / "keys" / "audit-ed25519.pem"
+    link.parent.mkdir(mode=0o700)
+    link.symlink_to(elsewhere)
+    ws.orc("audit", "init")
+    assert not link.is_symlink() and elsewhere.read_bytes() == kept
+    pub = (ws.root / "var" / "audit" / "audit-key.pub").read_text()
+    from orchestrator.audit.checkpoint import parse_verifier_key
+
+    assert parse_verifier_key(pub).public == public
+
+
+def test_an_earlier_key_file_left_beside_its_sealed_copy_is_removed(workspace: Workspace) -> None:
+    """Break-it D7: a crash between sealing and removing left the PEM for good."""
+    ws = workspace
+    pem = ws.root / "keys" / "audit-ed25519.pem"
+    _pem(pem)
+    kept = pem.read_bytes()
+    ws.orc("audit", "init")
+    pem.write_bytes(kept)  # as if the process died before removing it
+    pem.chmod(0o600)
+    ws.orc("audit", "checkpoint")  # the next checkpoint (the first use of the key) sees it
+    assert not pem.exists()
+
+
+def test_only_audit_init_makes_the_key_file_and_says_so(workspace: Workspace) -> None:
+    """Break-it D8: any command made the store's key file for the signing key, silently.
+    Now no command but `audit init` (or `secrets set`) makes a store; until then the
+    records are written unsigned and `status` says so."""
+    ws = workspace
+    made = ws.root / "keys" / "secrets.key"
+    first = ws.orc("status")
+    assert not made.exists() and not (ws.root / "var" / "secrets.sealed").exists()
+    assert "the audit log is not signed yet: run 'orchestrator audit init'" in first.stdout
+    assert first.stderr == ""
+    ws.orc("backup", "files")
+    unsigned = ws.orc("audit", "verify")
+    assert "not signed yet" in unsigned.stdout
+
+    init = ws.orc("audit", "init")
+    assert made.is_file()
+    assert f"created the secret store's key file {made}" in init.stderr
+    assert "keep a copy off this machine" in init.stderr
+    assert "not signed yet" not in ws.orc("status").stdout
+    assert "covers" in ws.orc("audit", "verify").stdout

@@ -55,7 +55,10 @@ class AuditWs:
         return self.root / "var" / "audit" / "audit-key.pub"
 
     def trail(self) -> AuditTrail:
-        return open_trail(load_config(self.config))
+        """The trail as after `audit init`: it may make the key (and the secret store)."""
+        trail = open_trail(load_config(self.config))
+        trail.explicit = True
+        return trail
 
     def write(self, count: int = RECORDS) -> None:
         trail = self.trail()
@@ -358,6 +361,7 @@ def test_a_checkpoint_at_least_daily_and_show_filters(tmp_path: Path) -> None:
     start = datetime.now(UTC)
     clock = [start]
     trail = open_trail(config, now=lambda: clock[0])
+    trail.explicit = True  # as after `audit init`: the key may be made
     trail.record({"what": "run.succeeded", "outcome": "success", "policy": "web"})  # first: signed
     trail.record({"what": "restore.done", "outcome": "success", "policy": "web"})
     assert trail.latest_checkpoint()[1] == 1  # type: ignore[index]

@@ -86,6 +86,7 @@ def test_the_daemon_publishes_a_checkpoint_to_every_repository_daily(
     """Automatic checkpoints reach local repositories only (no network wait inside an
     audited action); the daemon's pass sends one to SFTP and S3 too, once a day."""
     ws = workspace
+    ws.orc("audit", "init")  # the operator's step that makes the signing key
     ws.orc("run", "--due", "--now", "2026-03-04T12:00")
     first = _read_back(remote, ws, "checkpoint", request)
     ws.orc("backup", "files", "--level", "full")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import SecretError
 from orchestrator.security import keys, sealing
 
 pytestmark = pytest.mark.unit
@@ -144,7 +145,8 @@ def test_key_encodings(data: bytes, ok: bool) -> None:
     [
         ("/etc/orchestrator/policies.toml", "/etc/orchestrator/keys/secrets.key"),
         ("/srv/a/policies.toml", "/srv/a/keys/secrets.key"),
-        ("/srv/b/other-name.toml", "/srv/b/keys/secrets.key"),
+        ("/srv/b/other-name.toml", "/srv/b/keys/other-name.secrets.key"),  # two in one folder
+        ("/srv/b/policies.toml", "/srv/b/keys/secrets.key"),
     ],
 )
 def test_the_default_key_file_is_beside_the_configuration(config: str, expected: str) -> None:
@@ -177,6 +179,7 @@ def test_the_default_of_earlier_versions(
         (("store", "earlier"), "earlier"),  # an upgrade keeps the key its store was sealed with
         (("store", "earlier", "new"), "new"),  # once the new one exists, it wins
         (("earlier", "new"), "new"),
+        (("store", "earlier", "rotating"), "new"),  # a rotation onto it was interrupted
     ],
 )
 def test_an_upgraded_store_keeps_the_key_it_was_sealed_with(
@@ -186,6 +189,7 @@ def test_an_upgraded_store_keeps_the_key_it_was_sealed_with(
         "new": tmp_path / "etc" / "keys" / "secrets.key",
         "store": tmp_path / "var" / "secrets.sealed",
         "earlier": tmp_path / "old" / "secrets.key",
+        "rotating": tmp_path / "etc" / "keys" / "secrets.key.new",
     }
     for name in present:
         paths[name].parent.mkdir(parents=True, exist_ok=True)
@@ -210,3 +214,29 @@ def _code(path: Path) -> str:
     tree = ast.parse(path.read_text())
     imports = (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
     return " ".join(ast.unparse(node) for node in imports)
+
+
+def test_rotating_off_a_shared_earlier_key_leaves_it_to_the_other_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgraded stores all sealed under the earlier default key: rotating one moves it
+    to its own key file and leaves the shared one (overwriting it lost the others)."""
+    from orchestrator.security.secrets import SecretStore
+
+    shared = tmp_path / "etc" / "secrets.key"
+    monkeypatch.setattr(keys, "earlier_default", lambda *a: shared)
+    config = tmp_path / "conf" / "policies.toml"
+    own = keys.shared_earlier_default(shared, config)
+    assert own == tmp_path / "conf" / "keys" / "secrets.key"
+    assert keys.shared_earlier_default(own, config) is None  # its own file: rotate in place
+
+    first, second = (SecretStore(tmp_path / n, shared) for n in ("var1", "var2"))
+    first.set("a", "one")
+    second.set("b", "two")
+    kept = shared.read_bytes()
+    assert "left for the other stores" in first.rotate(False, own)
+    assert shared.read_bytes() == kept and own.is_file()
+    assert SecretStore(tmp_path / "var2", shared).resolve("secret:b") == "two"
+    assert SecretStore(tmp_path / "var1", own).resolve("secret:a") == "one"
+    with pytest.raises(SecretError, match="wrong key"):
+        SecretStore(tmp_path / "var1", shared).resolve("secret:a")
