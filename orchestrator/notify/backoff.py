@@ -9,7 +9,7 @@ and the tables in the tests stay stable; it spreads many notices that failed tog
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 BASE_SECONDS = 60
 CAP_SECONDS = 6 * 3600
@@ -50,7 +50,8 @@ def next_attempt(
         digest = hashlib.sha256(f"{key}\x00{attempts}".encode()).digest()
         share = int.from_bytes(digest[:8], "big") / 2**64  # in [0, 1)
         delay -= int(delay * JITTER * share)
-    return last + timedelta(seconds=delay)
+    # In UTC: Python adds a timedelta to a zoned time on the wall clock, DST or not.
+    return last.astimezone(UTC) + timedelta(seconds=delay)
 
 
 def gives_up(
@@ -68,7 +69,8 @@ def gives_up(
     _aware(now, "now")
     if attempts < 0:
         raise ValueError(f"attempts must not be negative, got {attempts}")
-    return attempts >= max_attempts or now - first_try >= max_age
+    # In UTC: two times of one zone subtract on the wall clock, ignoring a DST change.
+    return attempts >= max_attempts or now.astimezone(UTC) - first_try.astimezone(UTC) >= max_age
 
 
 def _aware(moment: datetime, name: str) -> None:
