@@ -126,7 +126,8 @@ def send_email(
 
 
 def _network(exc: BaseException, seconds: float) -> str:
-    if isinstance(exc, TimeoutError):
+    # smtplib turns a read that timed out into SMTPServerDisconnected; the cause tells.
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
         return f"no answer within {seconds:g} seconds"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the server running?)"
