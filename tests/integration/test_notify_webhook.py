@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,3 +203,14 @@ def test_verify_signature(
     body: bytes, header: str | None, secret: str | bytes, valid: bool
 ) -> None:
     assert verify_signature(body, header, secret) is valid
+
+
+def test_the_receiver_code_in_the_docs_agrees_with_verify_signature() -> None:
+    """docs/notifications.md shows receivers how to verify; that code must be right."""
+    doc = (Path(__file__).parents[2] / "docs" / "notifications.md").read_text()
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    for body, header, secret, valid in VERIFY:
+        key = secret.encode() if isinstance(secret, str) else secret
+        assert namespace["verify"](body, header, key) is valid, (body, header)
