@@ -10,6 +10,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.notify.notice import EVENTS, PRIORITIES, Notice
 from orchestrator.policies import values
@@ -120,7 +121,7 @@ def _channel(table: Table, name: str) -> Channel | None:
     return _email(table, common) if kind == "email" else _webhook(table, common)
 
 
-def _email(table: Table, common: dict) -> EmailChannel | None:
+def _email(table: Table, common: dict[str, Any]) -> EmailChannel | None:
     to = table.need("to", values.list_of(address, nonempty=True))
     sender = table.need("from", address)
     server = table.need("server", _server)
@@ -148,7 +149,7 @@ def _email(table: Table, common: dict) -> EmailChannel | None:
     )  # fmt: skip
 
 
-def _webhook(table: Table, common: dict) -> WebhookChannel | None:
+def _webhook(table: Table, common: dict[str, Any]) -> WebhookChannel | None:
     url = table.need("url", _url)
     secret = table.need("secret", _secret("secret"))
     if url is None or secret is None:
