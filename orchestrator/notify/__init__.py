@@ -1,0 +1,1 @@
+"""Notifications: connectors that tell people about tickets (mail, webhooks, Request Tracker)."""
