@@ -18,9 +18,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+from conftest import require
 from servers import free_port
 
 RT_LIB = Path("/usr/share/request-tracker5/lib")
@@ -211,6 +214,27 @@ def start_rt(root: Path) -> RTServer:
     server.init_database()
     server.start()
     return server
+
+
+@pytest.fixture(scope="session", name="rt")
+def rt_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RTServer]:
+    """A running RT with the Fingerprint field and SLA on its General queue, and root's
+    token; its whole process group is stopped when the session ends.
+
+    A test module uses it with `from rt_server import rt_fixture`: a second conftest.py
+    would shadow tests/conftest.py, which test modules import by that name. Tests share it
+    and stay independent by using fingerprints of their own."""
+    require(
+        rt_available(),
+        "request-tracker5, rt5-db-sqlite and rt5-standalone (scripts/setup.sh --with-rt)",
+    )
+    try:
+        server = start_rt(tmp_path_factory.mktemp("rt"))
+    except RuntimeError as exc:
+        require(False, f"a running test Request Tracker: {exc}")
+        raise
+    yield server
+    server.stop()
 
 
 if __name__ == "__main__":  # by hand: python tests/rt_server.py DIR (Ctrl-C stops it)
