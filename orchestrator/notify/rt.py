@@ -123,19 +123,30 @@ class RTClient:
 
     def find_open(self, fingerprint: str) -> int | None:
         """The open (new, open or stalled) ticket with this fingerprint, the oldest if RT
-        has several; None when there is none."""
+        has several; None when there is none.
+
+        RT compares custom field values without regard to case, so the values RT returns
+        are compared exactly here: fingerprints differing in case are different problems."""
         query = (
             f"'CF.{{{FINGERPRINT_FIELD}}}' = {ticketsql_string(fingerprint)}"
             " AND Status = '__Active__'"
         )
         params = urllib.parse.urlencode(
-            {"query": query, "orderby": "id", "order": "ASC", "per_page": "1"}
+            {
+                "query": query,
+                "orderby": "id",
+                "order": "ASC",
+                "per_page": "100",
+                "fields": "CustomFields",
+            }
         )
         answer = self._request("GET", f"/tickets?{params}", "searching for the open ticket")
         items = answer.get("items") if isinstance(answer, dict) else None
-        if not items:
-            return None
-        return int(items[0]["id"])
+        for item in items or []:
+            for cf in item.get("CustomFields") or []:
+                if cf.get("name") == FINGERPRINT_FIELD and fingerprint in (cf.get("values") or []):
+                    return int(item["id"])
+        return None
 
     def comment(self, ticket_id: int, text: str) -> None:
         """Add an internal comment (not mailed to requestors), e.g. "failed again"."""

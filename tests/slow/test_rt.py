@@ -242,3 +242,14 @@ def test_a_server_error_is_transient_and_a_redirect_is_not_followed() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fingerprints_differing_in_case_are_different_problems(rt: RTServer) -> None:
+    """RT's TicketSQL compares custom field values without regard to case."""
+    rt_client = client(rt)
+    fp = f"Files|Local|{uuid.uuid4().hex}"
+    ticket = rt_client.create("s", "t", fp, "general")
+    assert rt_client.find_open(fp.lower()) is None
+    other = rt_client.create("s", "t", fp.lower(), "general")
+    assert rt_client.find_open(fp) == ticket
+    assert rt_client.find_open(fp.lower()) == other
