@@ -161,7 +161,9 @@ class RTServer:
     def start(self, timeout: float = 60) -> None:
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(RT_SERVER), "--port", str(self.port)],
+            # Two workers rather than Starlet's ten: the tests send one request at a time,
+            # and each xdist worker starts its own RT.
+            [str(RT_SERVER), "--port", str(self.port), "--max-workers", "2"],
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=(self.root / "rt-server.log").open("ab"),
