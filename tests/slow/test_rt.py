@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.request import Request, urlopen
 
 import pytest
@@ -253,3 +255,57 @@ def test_fingerprints_differing_in_case_are_different_problems(rt: RTServer) -> 
     other = rt_client.create("s", "t", fp.lower(), "general")
     assert rt_client.find_open(fp) == ticket
     assert rt_client.find_open(fp.lower()) == other
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "request-tracker.md"
+
+
+def admin_script() -> str:
+    """The Perl block of docs/request-tracker.md that an RT administrator runs."""
+    text = DOCS.read_text()
+    start = text.index("```perl\n", text.index("<!-- rt-admin-script")) + len("```perl\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_documented_admin_script_prepares_a_queue_the_client_works_with(
+    rt: RTServer,
+) -> None:
+    """docs/request-tracker.md's Perl, run verbatim on a new queue for a new user with
+    only the rights it grants: the client's whole cycle works with the printed token, and
+    the SLA gives a Due date when that user is the requestor. Run twice: it is idempotent."""
+    queue = f"Backups-{uuid.uuid4().hex[:8]}"
+    user = f"orchestrator-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"Name": queue}).encode()
+    request = Request(
+        f"{rt.url}/REST/2.0/queue",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"token {rt.token}", "Content-Type": "application/json"},
+    )
+    with urlopen(request, timeout=10):
+        pass
+    tokens = []
+    for _ in range(2):
+        out = subprocess.run(
+            ["perl", "-"],
+            input=admin_script(),
+            env={**rt.env, "RT_QUEUE": queue, "RT_USER": user},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        tokens.append(out.stdout.strip().splitlines()[-1])
+    assert tokens[0] != tokens[1]
+    rt_client = RTClient(rt.url, tokens[1], queue)
+    fp = fingerprint()
+    ticket = rt_client.create("backup failed", "text", fp, "important", requestor=user)
+    got = rt_client.get(ticket)
+    assert got["SLA"] == "important" and got["Due"] is not None
+    assert got["CustomFields"]["Fingerprint"] == fp
+    assert rt_client.find_open(fp) == ticket
+    rt_client.comment(ticket, "again")
+    rt_client.resolve(ticket, "fixed")
+    assert rt_client.find_open(fp) is None
+    assert RTClient(rt.url, tokens[0], queue).get(ticket)["Status"] == "resolved"
