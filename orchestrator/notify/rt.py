@@ -70,6 +70,8 @@ class RTClient:
         sla_levels: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError("the Request Tracker URL must start with http:// or https://")
         self.queue = queue
         self.timeout = timeout
         self.sla_levels = dict(DEFAULT_SLA_LEVELS if sla_levels is None else sla_levels)
@@ -117,9 +119,19 @@ class RTClient:
             body["Requestor"] = requestor
         answer = self._request("POST", "/ticket", action, body)
         try:
-            return int(answer["id"])
+            ticket_id = int(answer["id"])
         except (KeyError, TypeError, ValueError):
             raise self._error(action, "RT's answer carried no ticket number", False) from None
+        # RT drops a custom field value the user may not set without a word; a ticket
+        # without its fingerprint is never found again, so every repeat would open another.
+        if self.get(ticket_id)["CustomFields"].get(FINGERPRINT_FIELD) != fingerprint:
+            raise self._error(
+                action,
+                f"RT created ticket {ticket_id} without its {FINGERPRINT_FIELD} value "
+                "(the token's user needs the right 'Modify custom field values' on the queue)",
+                False,
+            )
+        return ticket_id
 
     def find_open(self, fingerprint: str) -> int | None:
         """The open (new, open or stalled) ticket with this fingerprint, the oldest if RT

@@ -309,3 +309,25 @@ def test_the_documented_admin_script_prepares_a_queue_the_client_works_with(
     rt_client.resolve(ticket, "fixed")
     assert rt_client.find_open(fp) is None
     assert RTClient(rt.url, tokens[0], queue).get(ticket)["Status"] == "resolved"
+
+    revoke = (
+        'use lib "/usr/share/request-tracker5/lib"; use RT; RT::LoadConfig(); RT::Init();'
+        f"my $u = RT::User->new(RT->SystemUser); $u->Load('{user}');"
+        f"my $q = RT::Queue->new(RT->SystemUser); $q->Load('{queue}');"
+        "my ($ok, $m) = $u->PrincipalObj->RevokeRight(Right => 'ModifyCustomField', Object => $q);"
+        "die $m unless $ok;"
+    )
+    # Without the right to set custom fields RT creates the ticket but drops the value.
+    out = subprocess.run(
+        ["perl", "-"],
+        input=revoke,
+        env=rt.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    with pytest.raises(RTError, match="without its Fingerprint value") as caught:
+        rt_client.create("backup failed", "text", fingerprint(), "important")
+    assert caught.value.transient is False

@@ -35,3 +35,8 @@ def test_repr_and_messages_name_the_url_without_token_or_password() -> None:
         "Request Tracker at https://rt.example.org/rt (queue Backups): "
         "reading ticket 1 failed: HTTP 500"
     )
+
+
+def test_a_url_without_http_scheme_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="must start with http"):
+        RTClient("rt.example.org", "token", "Backups")
