@@ -101,7 +101,9 @@ class RTClient:
 
         RT's SLA sets the ticket's Due date from its `Response` time only when the ticket
         was written by an outside actor, by default a Requestor: pass the RT user the token
-        belongs to (or an address) as `requestor` for RT to keep the response clock."""
+        belongs to (or an address) as `requestor` for RT to keep the response clock.
+        Call `find_open` first, also when retrying: a create that timed out may have
+        created the ticket all the same."""
         if priority not in self.sla_levels:
             known = ", ".join(sorted(self.sla_levels))
             raise ValueError(f"priority {priority!r} has no RT SLA level (known: {known})")
