@@ -3,8 +3,21 @@
 # package and its test tools) and nothing else. Safe to run again: it only adds what
 # is not there yet. `--second-restic` (scripts/test.sh) also fetches the other Debian
 # release's restic into tools/ (scripts/fetch-restic.sh) for the two-version test pass.
+# `--with-rt` (scripts/test.sh) also installs Request Tracker 5 with its SQLite driver and
+# standalone server, which the ticket connector's slow tests start (tests/rt_server.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+second_restic=no
+with_rt=no
+for arg in "$@"; do
+  case $arg in
+    --second-restic) second_restic=yes ;;
+    --with-rt) with_rt=yes ;;
+    *) echo "setup: unknown option $arg (known: --second-restic, --with-rt)" >&2
+       exit 2 ;;
+  esac
+done
 
 need_apt=()
 command -v restic >/dev/null 2>&1 || need_apt+=(restic)
@@ -26,6 +39,26 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Request Tracker: about 260 packages and 70 s, so only when asked for and missing. Its
+# recommends (a web server, a mail server, a full database) are not needed: the tests run
+# RT's own standalone server on an SQLite file.
+if [ "$with_rt" = yes ]; then
+  need_rt=()
+  for pkg in request-tracker5 rt5-db-sqlite rt5-standalone; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need_rt+=("$pkg")
+  done
+  if [ ${#need_rt[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "setup: missing ${need_rt[*]}: run this as root, or install them with apt-get" >&2
+      exit 1
+    fi
+    echo "setup: installing ${need_rt[*]} from Debian's packages (about a minute)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_rt[@]}" >/dev/null
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
@@ -37,6 +70,6 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "${1:-}" = "--second-restic" ]; then
+if [ "$second_restic" = yes ]; then
   ./scripts/fetch-restic.sh >/dev/null
 fi

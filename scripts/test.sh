@@ -8,7 +8,7 @@
 # Any failure, and a pass that collected no test at all (pytest's exit 5), fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh --second-restic
+./scripts/setup.sh --second-restic --with-rt
 second=$(./scripts/fetch-restic.sh)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
