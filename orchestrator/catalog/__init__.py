@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from orchestrator.events import Event
 
 if TYPE_CHECKING:
+    from orchestrator.catalog.outbox_sql import OutboxRow
     from orchestrator.service.ticket import Change, Ticket
 
 # `skipped`: refused before it began (another run of the same policy and target held the
@@ -338,6 +339,19 @@ class Catalog(Protocol):
     ) -> list[Ticket]: ...
 
     def ticket_history(self, ticket_id: int) -> list[Change]: ...
+
+    # --- the notification outbox (notify/outbox.py sends; the store keeps) ---
+
+    def enqueue(self, rows: list[tuple[str, int, str, str]], now: datetime) -> None:
+        """(channel, ticket id, event, notice JSON) rows, due at once."""
+
+    def due_notices(self, now: datetime, limit: int = 200) -> list[OutboxRow]: ...
+
+    def notice_sent(self, row_id: int, now: datetime) -> None: ...
+
+    def notice_failed(self, row_id: int, error: str, next_at: datetime | None) -> None: ...
+
+    def failing_channels(self) -> dict[str, tuple[int, str]]: ...
 
     def close(self) -> None: ...
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.catalog import GOOD_OUTCOMES, RunRecord, SlotRecord, VerificationRecord
+from orchestrator.catalog.outbox_sql import MIGRATION as OUTBOX_MIGRATION
+from orchestrator.catalog.outbox_sql import OutboxTables
 from orchestrator.catalog.tickets_sql import MIGRATION as TICKETS_MIGRATION
 from orchestrator.catalog.tickets_sql import TicketTables
 from orchestrator.errors import OrchestratorError
@@ -152,6 +154,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # the ticket store (service workflow, issue 17): catalog/tickets_sql.py
     TICKETS_MIGRATION,
+    # the notification outbox (issue 17): catalog/outbox_sql.py
+    OUTBOX_MIGRATION,
 )
 
 CREATED_MARK = "catalog.created_at"
@@ -250,7 +254,7 @@ class _Db:
         self.conn.close()
 
 
-class SqliteCatalog(TicketTables):
+class SqliteCatalog(TicketTables, OutboxTables):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:

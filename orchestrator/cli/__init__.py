@@ -22,6 +22,7 @@ from orchestrator.cli import (
     config_cmds,
     daemon_cmds,
     demo_cmd,
+    notify_cmds,
     secrets_cmds,
     status_cmd,
     target_cmds,
@@ -120,6 +121,7 @@ for _command in (
     daemon_cmds.daemon,
     audit_cmds.audit_group,
     ticket_cmds.tickets_group,
+    notify_cmds.notify_group,
 ):
     cli.add_command(_command)
 

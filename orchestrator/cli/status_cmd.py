@@ -88,6 +88,11 @@ def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
             "warning: the audit log is not signed yet: run 'orchestrator audit init' (it "
             "makes the signing key, sealed in the secret store, and prints its public key)"
         )
+    for channel, (count, error) in sorted(ctx.catalog.failing_channels().items()):
+        out.append(
+            f"warning: notification channel '{channel}' is failing: {count} notice(s) not "
+            f"delivered; last error: {error}"
+        )
     open_tickets = ctx.catalog.tickets(statuses=("new", "acknowledged"))
     if open_tickets:
         by_policy: dict[str, int] = {}

@@ -82,7 +82,7 @@ def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -
         raise UsageError(f"no ticket {ticket_id}: 'orchestrator tickets list --all' lists them")
     change = holder[-1]
     text = f"{what} by {who}" + (f": {change.text}" if change.text else "")
-    ctx.events.publish(ticket_event(TICKET_CHANGED, t, change.at, text, who=who))
+    ctx.events.publish(ticket_event(TICKET_CHANGED, t, change.at, text, who=who, action=what))
     obj.emit(
         f"tickets.{what}",
         {"ticket": _ticket_dict(t, change.at)},

@@ -15,6 +15,7 @@ from orchestrator.audit.trail import open_trail
 from orchestrator.catalog import Catalog, CatalogEventSink, RunRecord, VerificationRecord
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.events import Event, EventBus
+from orchestrator.notify.outbox import NoticeSink
 from orchestrator.policies.model import Config, TargetSpec
 from orchestrator.restic.runner import Repository, Runner
 from orchestrator.security.secrets import SecretStore
@@ -64,6 +65,7 @@ class Context:
                 lambda name: ctx.target(config.targets[name]).describe(),
             )
         )
+        ctx.events.subscribe(NoticeSink(catalog, config.notify))  # queued, sent by the daemon
         recover_interrupted(ctx)
         return ctx
 

@@ -29,7 +29,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from orchestrator.catalog import RunRecord, SlotRecord, VerificationRecord
@@ -210,4 +210,5 @@ class PassReport:
     breaches: list[Breach] = field(default_factory=list)
     checks: list[VerificationRecord] = field(default_factory=list)  # verify tiers, drills
     escalated: list[Ticket] = field(default_factory=list)  # tickets breached in this pass
+    notified: Any = None  # notify.outbox.Delivery: what the outbox sent in this pass
     cancelled: bool = False

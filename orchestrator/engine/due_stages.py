@@ -131,6 +131,19 @@ def tickets_stage(ctx: Context, now: datetime, report: PassReport) -> None:
         log.error("tickets: the response clocks were not checked: %s", exc.message)
 
 
+def notify_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """Every pass: send the queued notices whose time has come (after the tickets'
+    clocks, so an escalation goes out in the pass that made it)."""
+    from orchestrator.notify.outbox import deliver_due
+
+    if not ctx.config.notify:
+        return
+    try:
+        report.notified = deliver_due(ctx.catalog, ctx.config.notify, ctx.secrets.resolve, now)
+    except OrchestratorError as exc:
+        log.error("notify: the outbox was not sent: %s", exc.message)
+
+
 def _claim(
     ctx: Context, now: datetime, key: str, kind: str, policy: str, target: str | None
 ) -> SlotRecord | None:

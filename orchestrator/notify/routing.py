@@ -17,12 +17,13 @@ from orchestrator.policies import values
 from orchestrator.policies.tables import Table
 from orchestrator.policies.values import Invalid
 
-KINDS = ("email", "webhook")
+KINDS = ("email", "webhook", "rt")
 MAX_TIMEOUT = 300  # seconds: a notifier must never hold the daemon's pass for long
 DEFAULT_TIMEOUT = 10
 _FILTERS = ("kind", "priorities", "teams", "events", "timeout")
 EMAIL_KEYS = (*_FILTERS, "to", "from", "server", "starttls", "user", "password")
 WEBHOOK_KEYS = (*_FILTERS, "url", "secret")
+RT_KEYS = (*_FILTERS, "url", "queue", "token", "requestor")
 _ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+")
 _SERVER = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+))(?::(?P<port>\d+))?")
 
@@ -65,6 +66,20 @@ class WebhookChannel(Channel):
     @property
     def kind(self) -> str:
         return "webhook"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RTChannel(Channel):
+    """A Request Tracker 5 queue mirroring the tickets (notify/rt.py)."""
+
+    url: str
+    queue: str
+    token: str  # a secret:NAME reference to the REST 2 auth token
+    requestor: str = ""  # the RT user or address RT's SLA counts as the requestor
+
+    @property
+    def kind(self) -> str:
+        return "rt"
 
 
 def hears(channel: Channel, notice: Notice) -> bool:
@@ -110,7 +125,7 @@ def _channel(table: Table, name: str) -> Channel | None:
     kind = table.need("kind", values.one_of(KINDS))
     if kind is None:
         return None
-    table.check_keys(EMAIL_KEYS if kind == "email" else WEBHOOK_KEYS)
+    table.check_keys({"email": EMAIL_KEYS, "webhook": WEBHOOK_KEYS, "rt": RT_KEYS}[kind])
     common = {
         "name": name,
         "priorities": table.get_or("priorities", _choices(PRIORITIES), ()),
@@ -118,6 +133,8 @@ def _channel(table: Table, name: str) -> Channel | None:
         "events": table.get_or("events", _choices(EVENTS), ()),
         "timeout": table.get_or("timeout", _timeout, DEFAULT_TIMEOUT),
     }
+    if kind == "rt":
+        return _rt(table, common)
     return _email(table, common) if kind == "email" else _webhook(table, common)
 
 
@@ -155,6 +172,19 @@ def _webhook(table: Table, common: dict[str, Any]) -> WebhookChannel | None:
     if url is None or secret is None:
         return None
     return WebhookChannel(**common, url=url, secret=secret)
+
+
+def _rt(table: Table, common: dict[str, Any]) -> RTChannel | None:
+    url = table.need("url", _url)
+    queue = table.need("queue", _header_safe)
+    token = table.need("token", _secret("token"))
+    requestor = table.get_or("requestor", _header_safe, "")
+    if url is not None and not url.startswith(("http://", "https://")):
+        table.report("url", "Request Tracker's URL must start with http:// or https://")
+        return None
+    if url is None or queue is None or token is None:
+        return None
+    return RTChannel(**common, url=url, queue=queue, token=token, requestor=requestor)
 
 
 # --------------------------------------------------------------------------- converters

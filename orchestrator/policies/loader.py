@@ -55,7 +55,7 @@ _TOML_WHERE = re.compile(
     r"(?P<msg>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)"
 )
 
-_TOP_KEYS = ("orchestrator", "targets", "policies", "service", "access", "audit")
+_TOP_KEYS = ("orchestrator", "targets", "policies", "service", "access", "audit", "notify")
 _SETTINGS_KEYS = (
     "state_dir",
     "timezone",
@@ -152,6 +152,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     service = _service(top.table("service", _SERVICE_KEYS))
     access = _access(top.table("access", _ACCESS_KEYS), base, names_of(top, "policies"))
     audit = _audit(top.table("audit", _AUDIT_KEYS), base, settings.state_dir)  # issue 16
+    notify = _notify(top.data.get("notify") if top.ok else None, problems)  # issue 17
     problems += _state_dir_problems(settings.state_dir)
     problems += _access_problems(access, settings.state_dir)
     problems += _key_file_problems(settings)
@@ -166,7 +167,17 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         service=service,
         access=access,
         audit=audit,
+        notify=notify,
     )
+
+
+def _notify(raw: object, problems: list[str]) -> tuple[Any, ...]:
+    """[notify.NAME]: the channels ticket changes are sent to (notify/routing.py)."""
+    if raw is None:
+        return ()
+    from orchestrator.notify.routing import parse_channels
+
+    return tuple(parse_channels(raw, problems))  # type: ignore[arg-type]
 
 
 def names_of(top: Table, key: str) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.service.rules import DEFAULT_PRIORITIES as _DEFAULT_PRIORITIES
 
@@ -222,6 +222,8 @@ class Config:
     access: AccessSettings | None = None  # None: no [access] table (everyone as before)
     sha256: str = ""
     audit: AuditSettings = field(default_factory=AuditSettings)  # audit log (issue 16)
+    # [notify.NAME]: where ticket changes are sent (notify/routing.py's channels)
+    notify: tuple[Any, ...] = ()
 
     def policy(self, name: str) -> Policy:
         from orchestrator.errors import UsageError

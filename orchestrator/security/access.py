@@ -41,6 +41,7 @@ AUDIT_READ, REPORT = "audit.read", "report"
 # every role reads the tickets; a requester rates their own (service/ticket.py checks whose)
 TICKETS_READ, TICKETS_RATE = "tickets.read", "tickets.rate"
 TICKETS_CHANGE = "tickets.change"  # ack, assign, comment, resolve, close: an operator's
+NOTIFY_SEND = "notify.send"
 # checks a proof against files the person brings (no log, no config): anyone's to run
 CHECK_PROOF = "audit.check-proof"
 
@@ -83,6 +84,7 @@ COMMANDS: Mapping[str, str] = {
     "tickets comment": TICKETS_CHANGE,
     "tickets resolve": TICKETS_CHANGE,
     "tickets close": TICKETS_CHANGE,
+    "notify send": NOTIFY_SEND,
     "request approve": APPROVE,
     "request reject": APPROVE,
 }

@@ -145,7 +145,9 @@ class TicketSink:
         self.bus.publish(ticket_event(kind, t, when, text))
 
 
-def ticket_event(kind: str, t: tk.Ticket, when: datetime, text: str, who: str = "") -> Event:
+def ticket_event(
+    kind: str, t: tk.Ticket, when: datetime, text: str, who: str = "", action: str = ""
+) -> Event:
     """A ticket change as an engine event (the audit log records every one)."""
     severity: events.Severity = "warning" if t.priority == "urgent" else "info"
     return Event(
@@ -163,6 +165,7 @@ def ticket_event(kind: str, t: tk.Ticket, when: datetime, text: str, who: str = 
             "count": t.count,
             "assignee": t.assignee,
             **({"who": who} if who else {}),
+            **({"action": action} if action else {}),
         },
     )
 
