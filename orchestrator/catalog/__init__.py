@@ -323,6 +323,8 @@ class Catalog(Protocol):
         """Open a ticket for a failure or add to the one not yet closed for its
         fingerprint, atomically: two processes never open two for one fingerprint."""
 
+    def add_ticket(self, ticket: Ticket, change: Change) -> Ticket: ...
+
     def change_ticket(
         self, ticket_id: int, decide: Callable[[Ticket], tuple[Ticket, Change]]
     ) -> Ticket | None: ...

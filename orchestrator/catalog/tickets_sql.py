@@ -117,6 +117,10 @@ class TicketTables:
             )
         )
 
+    def add_ticket(self, ticket: Ticket, change: Change) -> Ticket:
+        """A ticket that is no failure's (a restore request): stored as it is, numbered."""
+        return self._in_transaction(lambda: self._save(ticket, change))
+
     def change_ticket(self, ticket_id: int, decide: Decide) -> Ticket | None:
         """Apply one decision to ticket `ticket_id`; None when there is no such ticket."""
 

@@ -23,6 +23,7 @@ from orchestrator.cli import (
     daemon_cmds,
     demo_cmd,
     notify_cmds,
+    request_cmds,
     secrets_cmds,
     status_cmd,
     target_cmds,
@@ -122,6 +123,7 @@ for _command in (
     audit_cmds.audit_group,
     ticket_cmds.tickets_group,
     notify_cmds.notify_group,
+    request_cmds.request_group,
 ):
     cli.add_command(_command)
 

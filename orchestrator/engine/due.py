@@ -21,6 +21,7 @@ from orchestrator.engine.due_stages import (
     audit_stage,
     checks_stage,
     notify_stage,
+    requests_stage,
     retention_stage,
     rpo_stage,
     tickets_stage,
@@ -146,6 +147,7 @@ def run_due(ctx: Context, now: datetime | None = None) -> PassReport:
         checks_stage(ctx, now, report)
         retention_stage(ctx, now, report)
         rpo_stage(ctx, now, report)
+        requests_stage(ctx, now, report)
         tickets_stage(ctx, now, report)
         notify_stage(ctx, now, report)
         audit_stage(ctx, now)

@@ -211,4 +211,5 @@ class PassReport:
     checks: list[VerificationRecord] = field(default_factory=list)  # verify tiers, drills
     escalated: list[Ticket] = field(default_factory=list)  # tickets breached in this pass
     notified: Any = None  # notify.outbox.Delivery: what the outbox sent in this pass
+    requests: list[Ticket] = field(default_factory=list)  # restore requests carried out
     cancelled: bool = False

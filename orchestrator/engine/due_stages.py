@@ -131,6 +131,16 @@ def tickets_stage(ctx: Context, now: datetime, report: PassReport) -> None:
         log.error("tickets: the response clocks were not checked: %s", exc.message)
 
 
+def requests_stage(ctx: Context, now: datetime, report: PassReport) -> None:
+    """Every pass: carry out the approved restore requests."""
+    from orchestrator.engine.requests import run_approved
+
+    try:
+        report.requests = run_approved(ctx)
+    except OrchestratorError as exc:
+        log.error("requests: the approved restore requests were not run: %s", exc.message)
+
+
 def notify_stage(ctx: Context, now: datetime, report: PassReport) -> None:
     """Every pass: send the queued notices whose time has come (after the tickets'
     clocks, so an escalation goes out in the pass that made it)."""

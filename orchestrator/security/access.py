@@ -85,8 +85,10 @@ COMMANDS: Mapping[str, str] = {
     "tickets resolve": TICKETS_CHANGE,
     "tickets close": TICKETS_CHANGE,
     "notify send": NOTIFY_SEND,
+    "request restore": RESTORE,  # a requester: their policies, into restore_roots
     "request approve": APPROVE,
     "request reject": APPROVE,
+    "request run": APPROVE,
 }
 
 

@@ -1,0 +1,166 @@
+"""`request restore|approve|reject|run`: a restore asked for through a ticket (service
+standard 6.2), approved by an operator who did not ask for it, carried out by the daemon
+(or `request run`), verified, recorded and resolved with the evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.cli.common import Obj, parse_time
+
+
+@click.group("request")
+def request_group() -> None:
+    """Restore requests: ask, approve or reject, run."""
+
+
+def _who() -> Any:
+    from orchestrator.security.identity import current_identity
+
+    return current_identity()
+
+
+def _emit(obj: Obj, what: str, t: Any, text: str) -> None:
+    from dataclasses import asdict
+
+    obj.emit(f"request.{what}", {"ticket": asdict(t)}, text)
+
+
+@request_group.command("restore")
+@click.argument("policy")
+@click.option("--path", "paths", multiple=True, help="Only this path of the snapshot (repeatable).")
+@click.option("--as-of", "as_of", metavar="T", help="The newest snapshot at or before T.")
+@click.option(
+    "--to",
+    "destination",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to restore (a requester: under restore_roots).",
+)
+@click.option("--reason", required=True, help="Why the data is needed.")
+@click.option("--now", metavar="T", help="Act as at this time (simulation).")
+@click.pass_obj
+def request_restore(
+    obj: Obj,
+    policy: str,
+    paths: tuple[str, ...],
+    as_of: str | None,
+    destination: Path,
+    reason: str,
+    now: str | None,
+) -> None:
+    """Ask for a restore of POLICY; an operator approves it, the daemon carries it out."""
+    from orchestrator.security import access
+    from orchestrator.service import requests as rq
+    from orchestrator.service.sink import TICKET_OPENED, ticket_event
+
+    cfg = obj.config
+    tz = cfg.settings.timezone
+    pol = cfg.policy(policy)
+    when = parse_time(as_of, tz, "--as-of")
+    ctx = obj.context(parse_time(now, tz, "--now"))
+    at = ctx.clock.now()
+    identity = _who()
+    roles = access.roles_of(identity, cfg.access) if cfg.access else (access.OPERATOR,)
+    to = Path(access.resolve_destination(destination))
+    t, change = rq.file_request(
+        identity.user,
+        policy,
+        pol.importance,
+        paths,
+        str(to),
+        when,
+        reason,
+        at,
+        cfg.service.response_hours,
+        cfg.service.resolution_hours,
+        cfg.service.assign,
+    )
+    # who is not an operator stays inside the restore roots, checked again when it runs
+    t.details["request"]["within_roots"] = access.OPERATOR not in roles
+    filed = ctx.catalog.add_ticket(t, change)
+    ctx.events.publish(ticket_event(TICKET_OPENED, filed, at, filed.description, identity.user))
+    _emit(
+        obj,
+        "restore",
+        filed,
+        f"request {filed.id} filed ({filed.priority}): waiting for an operator's approval",
+    )
+
+
+def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -> Any:
+    from orchestrator.errors import UsageError
+    from orchestrator.events import Event
+    from orchestrator.service.sink import TICKET_CHANGED, TICKET_REFUSED, ticket_event
+    from orchestrator.service.ticket import TicketError
+
+    ctx = obj.context(parse_time(now, obj.config.settings.timezone, "--now"))
+    at = ctx.clock.now()
+    who = _who().user
+    try:
+        t = ctx.catalog.change_ticket(ticket_id, lambda cur: decide(cur, who, at))
+    except TicketError as exc:
+        ctx.events.publish(
+            Event(
+                TICKET_REFUSED,
+                at,
+                "warning",
+                f"{what} by {who} refused: {exc.message}",
+                details={"ticket": ticket_id, "who": who, "action": what, "outcome": "refused"},
+            )
+        )
+        raise
+    if t is None:
+        raise UsageError(f"no request {ticket_id}: 'orchestrator tickets list' lists them")
+    ctx.events.publish(ticket_event(TICKET_CHANGED, t, at, f"{what} by {who}", who, what))
+    return t
+
+
+@request_group.command("approve")
+@click.argument("ticket_id", type=int)
+@click.option("--now", metavar="T", help="Act as at this time (simulation).")
+@click.pass_obj
+def request_approve(obj: Obj, ticket_id: int, now: str | None) -> None:
+    """Approve request N (not one's own); the daemon's next pass carries it out."""
+    from orchestrator.service import requests as rq
+
+    t = _decide(obj, ticket_id, "approve", rq.approve, now)
+    _emit(
+        obj,
+        "approve",
+        t,
+        f"request {t.id} approved: the daemon's next pass (or 'request run {t.id}') restores it",
+    )
+
+
+@request_group.command("reject")
+@click.argument("ticket_id", type=int)
+@click.option("--reason", required=True, help="Why it is rejected.")
+@click.option("--now", metavar="T", help="Act as at this time (simulation).")
+@click.pass_obj
+def request_reject(obj: Obj, ticket_id: int, reason: str, now: str | None) -> None:
+    """Reject request N, saying why."""
+    from orchestrator.service import requests as rq
+
+    t = _decide(obj, ticket_id, "reject", lambda cur, who, at: rq.reject(cur, who, reason, at), now)
+    _emit(obj, "reject", t, f"request {t.id} rejected: {reason}")
+
+
+@request_group.command("run")
+@click.argument("ticket_id", type=int)
+@click.option("--now", metavar="T", help="Act as at this time (simulation).")
+@click.pass_obj
+def request_run(obj: Obj, ticket_id: int, now: str | None) -> None:
+    """Carry out approved request N now (the daemon does so on its next pass)."""
+    from orchestrator.engine.requests import run_request
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.service import requests as rq
+
+    ctx = obj.context(parse_time(now, obj.config.settings.timezone, "--now"))
+    t = run_request(ctx, ticket_id, _who().user)
+    if rq.state(t) == rq.FAILED:
+        raise OrchestratorError(f"request {t.id} failed: {t.details['request'].get('error')}")
+    _emit(obj, "run", t, f"request {t.id} done: {t.solution}")
