@@ -154,10 +154,16 @@ class CheckpointRefused(OrchestratorError):
     checkpoint kept in a repository is the evidence against a replaced or cut log)."""
 
 
-def refuse_replacing(existing: str | None, new: str, where: str) -> None:
+Extends = Callable[[int, bytes], bool]  # (size, root): does the log extend that tree?
+
+
+def refuse_replacing(
+    existing: str | None, new: str, where: str, extends: Extends | None = None
+) -> None:
     """Raise CheckpointRefused when `existing` (the checkpoint a place holds) is signed by
-    another key, or covers more or other records than `new`; an unreadable one is not
-    evidence of anything and may be replaced."""
+    another key, covers more or other records than `new`, or covers fewer records that
+    the log no longer holds as they were (`extends`: a rewritten log must never replace
+    the evidence against it); an unreadable one is not evidence and may be replaced."""
     if existing is None:
         return
     try:
@@ -183,4 +189,10 @@ def refuse_replacing(existing: str | None, new: str, where: str) -> None:
         raise CheckpointRefused(
             f"{where}: holds a different checkpoint of the same size {cp.size}: not "
             "overwritten (the log was rewritten; run 'orchestrator audit verify')"
+        )
+    if old.size < cp.size and extends is not None and not extends(old.size, old.root):
+        raise CheckpointRefused(
+            f"{where}: holds a checkpoint of {old.size} records that this log no longer "
+            "starts with: not overwritten (the log was rewritten; run 'orchestrator audit "
+            "verify')"
         )

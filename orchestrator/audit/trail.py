@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchestrator.audit")
 
 CHECKPOINT = "checkpoint"  # the newest, in each place
+WITNESS_FILES = ("checkpoint", "audit-key.pub")  # targets.base.AUDIT_FILES
 KEY_MADE = False  # this process made the signing key (by whichever trail object)
 HISTORY = "checkpoints"  # every one, named by its size
 PUBLIC_KEY = "audit-key.pub"
 DAY = timedelta(days=1)
 
-Publisher = Callable[[str, str], object]  # (checkpoint text, verifier key line)
+# (checkpoint text, verifier key line, does the log extend a tree of (size, root)?)
+Publisher = Callable[[str, str, cpmod.Extends], object]
 
 
 class AuditTrail:
@@ -63,6 +65,8 @@ class AuditTrail:
         # file) may be created for the key. Automatic checkpoints never create them.
         self.explicit = False
         self._no_key_yet = False  # an automatic checkpoint found no key and may make none
+        # local repositories' copies (AUDIT_FOLDER): evidence this log had a key
+        self.witnesses: list[Path] = []
 
     # ------------------------------------------------------------------ records
 
@@ -77,7 +81,9 @@ class AuditTrail:
         signed = None
         with self.log.locked() as state:
             numbers = self.log.append(state, full)
-            if not self._no_key_yet and self._checkpoint_due(state):
+            # no key yet: asked again once `audit init` (elsewhere) wrote the public key
+            retry = not self._no_key_yet or self.public_key_file.exists()
+            if retry and self._checkpoint_due(state):
                 signed = self._checkpoint_or_say(state)
         if signed:  # outside the lock: a slow repository never holds up other appends
             self._publish(signed, remote=False)
@@ -142,13 +148,19 @@ class AuditTrail:
         return self._signer
 
     def _why_no_new_key(self) -> str | None:
-        """None when this log may get its first key; else the reason it may not."""
+        """None when this log may get its first key; else the reason it may not: a
+        public key or a checkpoint of it here, or in a local repository's copy."""
         pub = self.public_key_file
         signed = self.history_dir.is_dir() and any(self.history_dir.iterdir())
-        if not pub.exists() and not signed:
+        copies = [d for d in self.witnesses if any((d / n).exists() for n in WITNESS_FILES)]
+        if not pub.exists() and not signed and not copies:
             return None
         has = (
-            f"its public key {pub}" if pub.exists() else f"signed checkpoints in {self.history_dir}"
+            f"its public key {pub}"
+            if pub.exists()
+            else f"checkpoints in {self.history_dir}"
+            if signed
+            else f"a checkpoint in the repository {copies[0]}"
         )
         return (
             f"the secret store holds no audit signing key, but this log has {has}: the "
@@ -218,6 +230,7 @@ class AuditTrail:
 
     def _checkpoint(self, state: TreeState) -> str:
         signer = self.signer()
+        self._refuse_a_rewritten_log(state)
         cp = cpmod.Checkpoint(signer.name, state.size, state.tree.root())
         text = cpmod.sign(cp, signer.name, signer.public, signer.sign)
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
@@ -235,6 +248,32 @@ class AuditTrail:
             log.error("audit: checkpoint %d not exported: %s", state.size, exc.message)
         return text
 
+    def _refuse_a_rewritten_log(self, state: TreeState) -> None:
+        """Never sign a log that no longer starts with the records of its own newest
+        checkpoint: the key would vouch for a rewritten history."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return
+        cp, _, _ = cpmod.parse(latest[0], "the newest checkpoint")
+        if cp.size <= state.size and not self._extends()(cp.size, cp.root):
+            raise AuditLogError(
+                f"the audit log no longer starts with the {cp.size} records of its newest "
+                f"checkpoint: it was rewritten; not signed (run 'orchestrator audit verify')"
+            )
+
+    def _extends(self) -> cpmod.Extends:
+        """(size, root) -> whether the log's first `size` records hash to `root`, from the
+        log's own bytes (not the index or the state file, which a rewriter may fit to
+        it); the log is read once, on the first question."""
+        leaves: list[bytes] = []
+
+        def extends(size: int, root: bytes) -> bool:
+            if not leaves:
+                leaves.extend(self.leaf_hashes())
+            return size <= len(leaves) and merkle.root_of(leaves[:size]) == root
+
+        return extends
+
     def _publish(self, text: str, remote: bool) -> list[str]:
         """Into each repository; automatic checkpoints go to local ones only (no network
         wait inside an audited action); `audit checkpoint` reaches SFTP and S3 too."""
@@ -242,11 +281,12 @@ class AuditTrail:
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
         done = []
         self.refused = []
+        extends = self._extends()
         for label, publish, is_remote in self.publishers:
             if is_remote and not remote:
                 continue
             try:
-                if publish(text, vkey):
+                if publish(text, vkey, extends):
                     done.append(label)
             except cpmod.CheckpointRefused as exc:  # evidence there: kept, and said
                 self.refused.append(f"{label}: {exc.message}")
@@ -292,7 +332,20 @@ def open_trail(
             opened.append(SecretStore.of(settings))
         return opened[0]
 
-    return AuditTrail(config.audit, settings.state_dir, publishers, vault=vault or store, **kw)
+    trail = AuditTrail(config.audit, settings.state_dir, publishers, vault=vault or store, **kw)
+    trail.witnesses = witness_dirs(config)
+    return trail
+
+
+def witness_dirs(config: Config) -> list[Path]:
+    """Where local repositories keep this log's checkpoint and public key."""
+    from orchestrator.targets.base import AUDIT_FOLDER
+
+    return [
+        Path(spec.path) / AUDIT_FOLDER
+        for spec in config.targets.values()
+        if spec.kind == "local" and getattr(spec, "path", None)
+    ]
 
 
 def _say_created_key_file(vault: Any) -> None:

@@ -23,6 +23,7 @@ from orchestrator.cli import (
     daemon_cmds,
     demo_cmd,
     notify_cmds,
+    report_cmd,
     request_cmds,
     secrets_cmds,
     status_cmd,
@@ -124,6 +125,7 @@ for _command in (
     ticket_cmds.tickets_group,
     notify_cmds.notify_group,
     request_cmds.request_group,
+    report_cmd.report,
 ):
     cli.add_command(_command)
 

@@ -64,17 +64,20 @@ def audit_init(obj: Obj) -> None:
     key = trail.verifier_key().text()
     had_key = not (trail.key_made or trail_module.KEY_MADE)  # made by an earlier record?
     _text, size, _ = trail.checkpoint(remote=False)
+    refused = list(trail.refused)
     store = obj.config.settings.state_dir / "secrets.sealed"
     record_action(
         obj.config,
         "audit.init",
-        "failed" if trail.export_failed else "success",
+        "failed" if trail.export_failed else "refused" if refused else "success",
         public_key=key,
         key_made=not had_key,
         tree_size=size,
+        refused=refused,
         error=trail.export_failed,
     )
     _export_failed(trail)
+    _refused(refused, size, [])
     made = "exists (made earlier)" if had_key else "made now"
     obj.emit(
         "audit.init",
@@ -84,6 +87,15 @@ def audit_init(obj: Obj) -> None:
         f"also in {trail.public_key_file} and beside every published checkpoint\n"
         f"checkpoints: {trail.settings.export_dir} (size {size} signed)",
     )
+
+
+def _refused(refused: list[str], size: int, places: list[str]) -> None:
+    """A repository kept the checkpoint it held (evidence against this log): exit 4."""
+    if refused:
+        raise DamageError(
+            f"checkpoint {size} not published to {'; '.join(refused)}"
+            + (f" (published to {', '.join(places)})" if places else "")
+        )
 
 
 def _export_failed(trail: Any) -> None:
@@ -102,8 +114,7 @@ def audit_checkpoint(obj: Obj) -> None:
     from orchestrator.audit.sink import record_action
 
     ctx = obj.context()
-    trail = ctx.audit.trail
-    trail.explicit = True  # asked for: may make the key (and the store) if there is none
+    trail = ctx.audit.trail  # makes no key: `audit init` does
     text, size, places = trail.checkpoint(remote=True)
     refused = list(trail.refused)
     record_action(
@@ -116,11 +127,7 @@ def audit_checkpoint(obj: Obj) -> None:
         error=trail.export_failed,
     )
     _export_failed(trail)
-    if refused:
-        raise DamageError(
-            f"checkpoint {size} not published to {'; '.join(refused)}"
-            + (f" (published to {', '.join(places)})" if places else "")
-        )
+    _refused(refused, size, places)
     obj.emit(
         "audit.checkpoint",
         {"tree_size": size, "checkpoint": text, "published": places},
@@ -148,13 +155,15 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
         if copy and copy.is_file():
             found.append((str(copy), _read_text(copy, "checkpoint")))
     found += [(str(p), _given_checkpoint(p)) for p in checkpoints]
-    unsigned = not found and key_file is None and not trail.public_key_file.exists()
+    pub = key_file or _public_key_here_or_in_a_repository(trail)
+    unsigned = not found and pub is None
     if unsigned:  # before `audit init`: the records can only be checked against each other
         from orchestrator.audit.checkpoint import verifier_key
 
+        _refuse_signed_before(trail)
         key = verifier_key("unsigned", bytes(32))  # never used: there is no checkpoint
     else:
-        key = _read_key(key_file or trail.public_key_file)
+        key = _read_key(pub or trail.public_key_file)
     committed = trail.log.committed()
     report = verify_log(
         trail.log.lines, found, key, signing.verify, committed[:2] if committed else None
@@ -186,6 +195,30 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
     obj.emit("audit.verify", payload, "\n".join([text, *report.notes]))
 
 
+def _public_key_here_or_in_a_repository(trail: Any) -> Path | None:
+    """The log's public key; when it is gone from state_dir, a local repository's copy
+    (the evidence a rewriter removed here still verifies against it)."""
+    from orchestrator.audit.trail import WITNESS_FILES
+
+    for place in (trail.public_key_file, *(d / WITNESS_FILES[1] for d in trail.witnesses)):
+        if place.is_file():
+            return place
+    return None
+
+
+def _refuse_signed_before(trail: Any) -> None:
+    """A log with no key and no checkpoint anywhere, whose records say checkpoints were
+    signed (`audit init`, `audit checkpoint`): they were removed, which is damage."""
+    for index, (line, complete) in enumerate(trail.log.lines()):
+        if complete and (b'"what":"audit.init"' in line or b'"what":"audit.checkpoint"' in line):
+            raise DamageError(
+                f"audit log damaged: record {index} says a checkpoint was signed, but no "
+                "public key or checkpoint of this log is left here: they were removed; "
+                "check the log with a checkpoint and key kept elsewhere (--checkpoint FILE "
+                "--key PUB)"
+            )
+
+
 def _given_checkpoint(path: Path) -> str:
     """A file the auditor names must be a checkpoint: garbage there is their mistake
     (exit 2), not damage to the log; a well-formed one that fails is damage (exit 4)."""
@@ -202,7 +235,10 @@ def _given_checkpoint(path: Path) -> str:
 def _newest(trail: Any) -> tuple[str, int]:
     latest = trail.latest_checkpoint()
     if latest is None:
-        raise UsageError("no checkpoint yet: run 'orchestrator audit checkpoint'")
+        raise UsageError(
+            "no checkpoint yet: run 'orchestrator audit init' (the first time) or "
+            "'orchestrator audit checkpoint'"
+        )
     return latest[0], latest[1]
 
 

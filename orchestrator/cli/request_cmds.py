@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import Obj, parse_time
+from orchestrator.cli.ticket_cmds import TICKET_ID
 
 
 @click.group("request")
@@ -56,7 +57,9 @@ def request_restore(
     from orchestrator.security import access
     from orchestrator.service import requests as rq
     from orchestrator.service.sink import TICKET_OPENED, ticket_event
+    from orchestrator.service.ticket import clean_text
 
+    reason = clean_text(reason, "the reason", multiline=True)
     cfg = obj.config
     tz = cfg.settings.timezone
     pol = cfg.policy(policy)
@@ -100,8 +103,17 @@ def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -
     ctx = obj.context(parse_time(now, obj.config.settings.timezone, "--now"))
     at = ctx.clock.now()
     who = _who().user
+    from orchestrator.service.ticket import not_before
+
+    history = ctx.catalog.ticket_history(ticket_id)
+    last = history[-1].at if history else None
+
+    def checked(cur: Any) -> Any:
+        not_before(cur, last, at)
+        return decide(cur, who, at)
+
     try:
-        t = ctx.catalog.change_ticket(ticket_id, lambda cur: decide(cur, who, at))
+        t = ctx.catalog.change_ticket(ticket_id, checked)
     except TicketError as exc:
         ctx.events.publish(
             Event(
@@ -120,7 +132,7 @@ def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -
 
 
 @request_group.command("approve")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--now", metavar="T", help="Act as at this time (simulation).")
 @click.pass_obj
 def request_approve(obj: Obj, ticket_id: int, now: str | None) -> None:
@@ -137,20 +149,22 @@ def request_approve(obj: Obj, ticket_id: int, now: str | None) -> None:
 
 
 @request_group.command("reject")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--reason", required=True, help="Why it is rejected.")
 @click.option("--now", metavar="T", help="Act as at this time (simulation).")
 @click.pass_obj
 def request_reject(obj: Obj, ticket_id: int, reason: str, now: str | None) -> None:
     """Reject request N, saying why."""
     from orchestrator.service import requests as rq
+    from orchestrator.service.ticket import clean_text
 
-    t = _decide(obj, ticket_id, "reject", lambda cur, who, at: rq.reject(cur, who, reason, at), now)
+    why = clean_text(reason, "the reason", multiline=True)
+    t = _decide(obj, ticket_id, "reject", lambda cur, who, at: rq.reject(cur, who, why, at), now)
     _emit(obj, "reject", t, f"request {t.id} rejected: {reason}")
 
 
 @request_group.command("run")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--now", metavar="T", help="Act as at this time (simulation).")
 @click.pass_obj
 def request_run(obj: Obj, ticket_id: int, now: str | None) -> None:

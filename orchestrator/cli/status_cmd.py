@@ -24,13 +24,17 @@ def status(obj: Obj, now: str | None) -> None:
     ctx = obj.context(parse_time(now, tz, "--now"))
     rows = get_status(ctx)
     warnings = _catalog_warnings(ctx, rows)
+    open_tickets = _open_tickets(ctx)
+    notes = _notes(ctx, open_tickets)
     if not obj.as_json:  # the JSON document is built only when asked for
-        click.echo("\n".join([render_status(rows, tz), *warnings]))
+        click.echo("\n".join([render_status(rows, tz), *warnings, *notes]))
         return
     payload = {
         "timezone": tz,  # every time below is in this zone (the config's `timezone`)
         "now": ctx.clock.now(),
         "warnings": warnings,
+        "notes": notes,
+        "open_tickets": open_tickets,
         "policies": [
             {
                 "policy": r.policy,
@@ -83,23 +87,33 @@ def _catalog_warnings(ctx: Any, rows: list[Any]) -> list[str]:
                 f"warning: target '{target}' lost {len(lost)} snapshot(s) the catalog "
                 "recorded (see 'orchestrator verify'); they are not counted as backups"
             )
-    if ctx.audit is not None and not ctx.audit.trail.public_key_file.exists():
-        out.append(
-            "warning: the audit log is not signed yet: run 'orchestrator audit init' (it "
-            "makes the signing key, sealed in the secret store, and prints its public key)"
-        )
     for channel, (count, error) in sorted(ctx.catalog.failing_channels().items()):
         out.append(
             f"warning: notification channel '{channel}' is failing: {count} notice(s) not "
             f"delivered; last error: {error}"
         )
-    open_tickets = ctx.catalog.tickets(statuses=("new", "acknowledged"))
+    return out
+
+
+def _open_tickets(ctx: Any) -> dict[str, int]:
+    by_policy: dict[str, int] = {}
+    for t in ctx.catalog.tickets(statuses=("new", "acknowledged")):
+        by_policy[t.policy or "-"] = by_policy.get(t.policy or "-", 0) + 1
+    return dict(sorted(by_policy.items()))
+
+
+def _notes(ctx: Any, open_tickets: dict[str, int]) -> list[str]:
+    """What the service has open, and what set-up is still to do: not alarms."""
+    out = []
     if open_tickets:
-        by_policy: dict[str, int] = {}
-        for t in open_tickets:
-            by_policy[t.policy or "-"] = by_policy.get(t.policy or "-", 0) + 1
-        shown = ", ".join(f"{p} {n}" for p, n in sorted(by_policy.items()))
-        out.append(f"open tickets: {len(open_tickets)} ({shown}): 'orchestrator tickets list'")
+        shown = ", ".join(f"{p} {n}" for p, n in open_tickets.items())
+        total = sum(open_tickets.values())
+        out.append(f"open tickets: {total} ({shown}): 'orchestrator tickets list'")
+    if ctx.audit is not None and not ctx.audit.trail.public_key_file.exists():
+        out.append(
+            "note: the audit log is not signed yet: run 'orchestrator audit init' (it makes "
+            "the signing key, sealed in the secret store, and prints its public key)"
+        )
     return out
 
 

@@ -14,6 +14,7 @@ import click
 from orchestrator.cli.common import Obj
 
 ListFilter = click.Choice(["open", "resolved", "closed", "all"])
+TICKET_ID = click.IntRange(1, 2**63 - 1)  # SQLite's integers: a larger one is no ticket
 
 
 def _now(obj: Obj, value: str | None = None) -> datetime:
@@ -60,10 +61,16 @@ def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -
     who = _who()
     holder: list[Any] = []
 
+    history = ctx.catalog.ticket_history(ticket_id)
+    last = history[-1].at if history else None
+
     def recorded(t: Any) -> Any:
-        t, change = decide(t)
+        from orchestrator.service.ticket import not_before
+
+        t_after, change = decide(t)
+        not_before(t, last, change.at)
         holder.append(change)
-        return t, change
+        return t_after, change
 
     try:
         t = ctx.catalog.change_ticket(ticket_id, recorded)
@@ -79,7 +86,9 @@ def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -
         )
         raise
     if t is None:
-        raise UsageError(f"no ticket {ticket_id}: 'orchestrator tickets list --all' lists them")
+        raise UsageError(
+            f"no ticket {ticket_id}: 'orchestrator tickets list --status all' lists them"
+        )
     change = holder[-1]
     text = f"{what} by {who}" + (f": {change.text}" if change.text else "")
     ctx.events.publish(ticket_event(TICKET_CHANGED, t, change.at, text, who=who, action=what))
@@ -118,7 +127,7 @@ def tickets_list(obj: Obj, policy: str | None, which: str, limit: int) -> None:
 
 
 @tickets_group.command("show")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.pass_obj
 def tickets_show(obj: Obj, ticket_id: int) -> None:
     """One ticket: every field and its status history."""
@@ -140,7 +149,7 @@ def tickets_show(obj: Obj, ticket_id: int) -> None:
 
 @tickets_group.command("ack")
 @_now_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.pass_obj
 def tickets_ack(obj: Obj, ticket_id: int, now: str | None) -> None:
     """Acknowledge a new ticket: the first response, which stops its response clock."""
@@ -152,7 +161,7 @@ def tickets_ack(obj: Obj, ticket_id: int, now: str | None) -> None:
 
 @tickets_group.command("assign")
 @_now_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.argument("to")
 @click.pass_obj
 def tickets_assign(obj: Obj, ticket_id: int, to: str, now: str | None) -> None:
@@ -160,12 +169,13 @@ def tickets_assign(obj: Obj, ticket_id: int, to: str, now: str | None) -> None:
     from orchestrator.service import ticket as tk
 
     who, at = _who(), _now(obj, now)
+    to = tk.clean_text(to, "the assignee")
     _change(obj, ticket_id, "assign", lambda t: tk.assign(t, who, to, at))
 
 
 @tickets_group.command("comment")
 @_now_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.argument("text")
 @click.pass_obj
 def tickets_comment(obj: Obj, ticket_id: int, text: str, now: str | None) -> None:
@@ -173,12 +183,13 @@ def tickets_comment(obj: Obj, ticket_id: int, text: str, now: str | None) -> Non
     from orchestrator.service import ticket as tk
 
     who, at = _who(), _now(obj, now)
+    text = tk.clean_text(text, "the comment", multiline=True)
     _change(obj, ticket_id, "comment", lambda t: tk.comment(t, who, text, at))
 
 
 @tickets_group.command("resolve")
 @_now_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--solution", required=True, help="How it was solved.")
 @click.pass_obj
 def tickets_resolve(obj: Obj, ticket_id: int, solution: str, now: str | None) -> None:
@@ -186,12 +197,13 @@ def tickets_resolve(obj: Obj, ticket_id: int, solution: str, now: str | None) ->
     from orchestrator.service import ticket as tk
 
     who, at = _who(), _now(obj, now)
+    solution = tk.clean_text(solution, "the solution", multiline=True)
     _change(obj, ticket_id, "resolve", lambda t: tk.resolve(t, who, solution, at))
 
 
 @tickets_group.command("close")
 @_now_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--solution", default="", help="The solution (required unless it has one).")
 @click.pass_obj
 def tickets_close(obj: Obj, ticket_id: int, solution: str, now: str | None) -> None:
@@ -199,12 +211,13 @@ def tickets_close(obj: Obj, ticket_id: int, solution: str, now: str | None) -> N
     from orchestrator.service import ticket as tk
 
     who, at = _who(), _now(obj, now)
+    solution = tk.clean_text(solution, "the solution", multiline=True)
     _change(obj, ticket_id, "close", lambda t: tk.close(t, who, solution, at))
 
 
 @tickets_group.command("rate")
 @_now_option
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.argument("rating", type=int)
 @click.option("--comment", "feedback", default="", help="What went well or not.")
 @click.pass_obj
@@ -213,4 +226,5 @@ def tickets_rate(obj: Obj, ticket_id: int, rating: int, feedback: str, now: str 
     from orchestrator.service import ticket as tk
 
     who, at = _who(), _now(obj, now)
+    feedback = tk.clean_text(feedback, "the comment", multiline=True)
     _change(obj, ticket_id, "rate", lambda t: tk.rate(t, who, rating, feedback, at))

@@ -89,7 +89,9 @@ def open_audit(ctx: Context) -> AuditSink:
     publishers = [
         (
             f"target '{name}'",
-            lambda text, key, spec=spec: ctx.target(spec).publish_audit_checkpoint(text, key),
+            lambda text, key, extends, spec=spec: ctx.target(spec).publish_audit_checkpoint(
+                text, key, extends
+            ),
             spec.kind != "local",
         )
         for name, spec in ctx.config.targets.items()

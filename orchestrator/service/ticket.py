@@ -23,6 +23,37 @@ class TicketError(UsageError):
     """An action this ticket cannot take now (one sentence naming the ticket and why)."""
 
 
+MAX_TEXT = 10_000
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def clean_text(text: str, what: str, multiline: bool = False) -> str:
+    """Text a person gives a ticket: at most MAX_TEXT characters, valid UTF-8, no control
+    characters (line breaks only where `multiline`) and no bidi overrides, so that what
+    `tickets show` and the audit log print is what was typed, not a forged line."""
+    allowed = "\n" if multiline else ""
+    if len(text) > MAX_TEXT:
+        raise TicketError(f"{what} is {len(text)} characters long: at most {MAX_TEXT}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TicketError(f"{what} is not valid UTF-8 text") from None
+    for ch in text:
+        if (ch < " " and ch not in allowed) or "\x7f" <= ch <= "\x9f" or ch in _BIDI:
+            raise TicketError(f"{what} holds the control character U+{ord(ch):04X}")
+    return text
+
+
+def not_before(t: Ticket, last: datetime | None, at: datetime) -> None:
+    """A ticket's history only moves forward: an action dated before its last change
+    (`--now` in the past) is refused."""
+    if last is not None and at < last:
+        raise TicketError(
+            f"ticket {t.id}: {at.isoformat(timespec='minutes')} is before its last change "
+            f"({last.isoformat(timespec='minutes')}): a ticket's history only moves forward"
+        )
+
+
 @dataclass(frozen=True)
 class Ticket:
     id: int

@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from orchestrator.restic.runner import Repository
+
+if TYPE_CHECKING:
+    from orchestrator.audit.checkpoint import Extends
 
 # The repository folders whose files restic names by the SHA-256 of their content.
 CONTENT_ADDRESSED = ("data", "index", "snapshots", "keys")
@@ -60,7 +63,9 @@ class Target(Protocol):
     def describe(self) -> str:
         """Where the repository is, for people (no secrets)."""
 
-    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+    def publish_audit_checkpoint(
+        self, checkpoint: str, public_key: str, extends: Extends | None = None
+    ) -> bool:
         """Write the newest signed audit checkpoint and the verifier key into
         AUDIT_FOLDER of an initialised repository (atomically); False when not initialised.
         (audit log, issue 16)"""

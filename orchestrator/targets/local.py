@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from orchestrator.audit.checkpoint import refuse_replacing
+from orchestrator.audit.checkpoint import Extends, refuse_replacing
 from orchestrator.errors import OrchestratorError
 from orchestrator.policies.model import LocalTargetSpec
 from orchestrator.restic.runner import Repository
@@ -86,7 +86,9 @@ class LocalTarget:
     def open_file(self, path: str) -> BinaryIO:
         return (self.path / path).open("rb")
 
-    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+    def publish_audit_checkpoint(
+        self, checkpoint: str, public_key: str, extends: Extends | None = None
+    ) -> bool:
         """Audit log (issue 16): next to the snapshots; never creates a repository."""
         if not self.is_initialised():
             return False
@@ -98,7 +100,7 @@ class LocalTarget:
             existing = None
         except (OSError, UnicodeDecodeError):
             existing = None  # unreadable: no evidence to keep; the write below says why
-        refuse_replacing(existing, checkpoint, str(there))
+        refuse_replacing(existing, checkpoint, str(there), extends)
         folder.mkdir(exist_ok=True)
         for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
             tmp = folder / f".{name}.{os.getpid()}.tmp"

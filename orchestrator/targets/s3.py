@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from orchestrator.audit.checkpoint import refuse_replacing
+from orchestrator.audit.checkpoint import Extends, refuse_replacing
 from orchestrator.errors import SecretError, TargetError
 from orchestrator.policies.model import S3TargetSpec
 from orchestrator.restic import features
@@ -140,7 +140,9 @@ class S3Target:
         notes = ("credentials accepted", f"bucket '{self.spec.bucket}' exists")
         return Probe(initialised=initialised, writable=writable, free_bytes=None, notes=notes)
 
-    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+    def publish_audit_checkpoint(
+        self, checkpoint: str, public_key: str, extends: Extends | None = None
+    ) -> bool:
         """Audit log (issue 16): next to the snapshots; never creates a repository."""
         s3 = self._client()
         try:
@@ -155,7 +157,7 @@ class S3Target:
             existing: str | None = body.decode("utf-8", "replace")
         except FileNotFoundError:
             existing = None
-        refuse_replacing(existing, checkpoint, f"{self.describe()} ({there})")
+        refuse_replacing(existing, checkpoint, f"{self.describe()} ({there})", extends)
         with self._translated("publishing the audit checkpoint", bucket=True):
             for name, text in zip(AUDIT_FILES, (checkpoint, public_key), strict=True):
                 key = f"{self.base}{AUDIT_FOLDER}/{name}"

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from orchestrator.audit.checkpoint import refuse_replacing
+from orchestrator.audit.checkpoint import Extends, refuse_replacing
 from orchestrator.errors import TargetError, UsageError
 from orchestrator.policies.model import SftpTargetSpec
 from orchestrator.restic import features
@@ -155,7 +155,9 @@ class SftpTarget:
             initialised=initialised, writable=writable, free_bytes=free, notes=tuple(notes)
         )
 
-    def publish_audit_checkpoint(self, checkpoint: str, public_key: str) -> bool:
+    def publish_audit_checkpoint(
+        self, checkpoint: str, public_key: str, extends: Extends | None = None
+    ) -> bool:
         """Audit log (issue 16): next to the snapshots; never creates a repository."""
         sftp = self._sftp()
         root = self.spec.path
@@ -170,7 +172,7 @@ class SftpTarget:
                     existing: str | None = fh.read().decode("utf-8", "replace")
             except FileNotFoundError:
                 existing = None
-        refuse_replacing(existing, checkpoint, f"{self.describe()} ({there})")
+        refuse_replacing(existing, checkpoint, f"{self.describe()} ({there})", extends)
         with self._translated("publishing the audit checkpoint"):
             with contextlib.suppress(OSError):
                 sftp.mkdir(f"{root}/{AUDIT_FOLDER}")

@@ -4,6 +4,7 @@ repository's checkpoint of another key, a bad export place, malformed proofs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -169,6 +170,7 @@ def test_a_repository_checkpoint_of_another_key_or_a_larger_tree_is_not_overwrit
     workspace: Workspace, replaced: str
 ) -> None:
     ws = workspace
+    ws.orc("audit", "init")
     for _ in range(3):
         ws.orc("status")
     ws.orc("audit", "checkpoint")
@@ -181,18 +183,18 @@ def test_a_repository_checkpoint_of_another_key_or_a_larger_tree_is_not_overwrit
         (ws.root / "var" / "secrets.sealed").unlink()
         shutil.rmtree(ws.root / "keys")
 
-    result = ws.orc("audit", "checkpoint", check=4)
+    result = ws.orc("audit", "checkpoint", check=1 if replaced == "key" else 4)
 
     assert there.read_text() == kept  # the evidence stays
     last = result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
-    assert f"target 'local': {there}" in last, last
-    if replaced == "key":
-        assert "signed by another key" in last
+    if replaced == "key":  # no new key while the repository holds the old log's checkpoint
+        assert "holds no audit signing key, but this log has a checkpoint in the repository" in last
     else:
+        assert f"target 'local': {there}" in last, last
         assert f"holds a checkpoint of {kept_size} records, more than this log's" in last
-    [rec] = [r for r in audit_records(ws) if r["what"] == "audit.checkpoint"]
-    assert rec["outcome"] == "refused" and "target 'local'" in rec["refused"][0]
+        [rec] = [r for r in audit_records(ws) if r["what"] == "audit.checkpoint"]
+        assert rec["outcome"] == "refused" and "target 'local'" in rec["refused"][0]
     # the repository's copy still convicts the replaced log
     ws.orc("audit", "verify", check=4)
 
@@ -431,3 +433,115 @@ def test_only_audit_init_makes_the_key_file_and_says_so(workspace: Workspace) ->
     assert "keep a copy off this machine" in init.stderr
     assert "not signed yet" not in ws.orc("status").stdout
     assert "covers" in ws.orc("audit", "verify").stdout
+
+
+# ----------------------------------------------------------------- a rewritten log, re-signed
+
+
+def _forge(ws: Workspace, index: int) -> None:
+    """What a rewriter with root does: record `index` changed, every later `prev`
+    recomputed, the state file and the tree index (which would give it away) removed."""
+    from orchestrator.audit import merkle
+    from orchestrator.audit.record import b64, canonical
+
+    audit = ws.root / "var" / "audit"
+    records = [json.loads(line) for line in (audit / "log.jsonl").read_text().splitlines()]
+    records[index]["who"] = "mallory"
+    tree = merkle.CompactRange()
+    out = []
+    for record in records:
+        record["prev"] = b64(tree.root())
+        line = canonical(record)
+        tree.append(merkle.leaf_hash(line))
+        out.append(line + b"\n")
+    (audit / "log.jsonl").write_bytes(b"".join(out))
+    (audit / "log.state").unlink(missing_ok=True)
+    shutil.rmtree(audit / "index", ignore_errors=True)
+
+
+def test_a_rewritten_log_is_never_signed_over_a_checkpoint_a_repository_holds(
+    workspace: Workspace,
+) -> None:
+    """Second break-it: the repository's smaller checkpoint was overwritten by one of a
+    rewritten log (signed with the real key), so `audit verify` said intact."""
+    ws = workspace
+    ws.orc("audit", "init")
+    ws.orc("backup", "files")
+    ws.orc("audit", "checkpoint")
+    there = ws.repo / "orchestrator-audit" / "checkpoint"
+    kept = there.read_text()
+    _forge(ws, 2)
+
+    refused = ws.orc("audit", "checkpoint", check=1)  # its own newest checkpoint says so
+    assert "no longer starts with the" in refused.stderr and "not signed" in refused.stderr
+    assert there.read_text() == kept
+    audit = ws.root / "var" / "audit"
+    for gone in ("checkpoints", "export"):
+        shutil.rmtree(audit / gone)
+    (audit / "checkpoint").unlink()
+    ws.orc("status")  # an automatic checkpoint: signed here, but never over the evidence
+    assert there.read_text() == kept
+    result = ws.orc("audit", "checkpoint", check=4)
+    assert "that this log no longer starts with" in result.stderr
+    assert there.read_text() == kept
+    ws.orc("audit", "verify", check=4)  # the repository's copy convicts it
+
+    (audit / "audit-key.pub").unlink()  # and without the key here: the repository's copy
+    for gone in ("checkpoints", "export"):
+        shutil.rmtree(audit / gone, ignore_errors=True)
+    (audit / "checkpoint").unlink(missing_ok=True)
+    ws.orc("audit", "verify", check=4)
+
+
+def test_a_log_that_says_it_was_signed_but_has_no_key_left_is_damaged(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    ws.orc("audit", "init")
+    ws.orc("status")
+    audit = ws.root / "var" / "audit"
+    for gone in ("checkpoints", "export", "index"):
+        shutil.rmtree(audit / gone)
+    for gone in ("checkpoint", "audit-key.pub"):
+        (audit / gone).unlink()
+    shutil.rmtree(ws.repo / "orchestrator-audit")  # as an SFTP or S3 copy would be: unread
+    result = ws.orc("audit", "verify", check=4)
+    assert "says a checkpoint was signed, but no public key or checkpoint" in result.stderr
+
+
+def test_a_process_that_found_no_key_signs_once_audit_init_made_one(workspace: Workspace) -> None:
+    """Second break-it: a daemon started before `audit init` never signed again."""
+    from orchestrator.audit.trail import open_trail
+    from orchestrator.policies.loader import load_config
+
+    ws = workspace
+    trail = open_trail(load_config(ws.config))  # the daemon's, made before any key
+    trail.record({"what": "run.succeeded", "outcome": "success"})
+    assert trail.latest_checkpoint() is None and trail._no_key_yet
+    ws.orc("audit", "init")
+    size = trail.latest_checkpoint()[1]  # type: ignore[index]
+    trail.record({"what": "run.succeeded", "outcome": "success"})  # due: daily, first of it
+    trail.settings = dataclasses.replace(trail.settings, checkpoint_every=1)
+    trail.record({"what": "run.succeeded", "outcome": "success"})
+    assert trail.latest_checkpoint()[1] > size  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("ack", "99999999999999999999999"), "is not in the range"),
+        (("comment", "1", "\udcff bad"), "not valid UTF-8"),
+        (("comment", "1", "ok\x1b[2Kforged"), "control character U+001B"),
+        (("assign", "1", "a\nb"), "control character U+000A"),
+        (("ack", "1", "--now", "2000-01-01T00:00"), "only moves forward"),
+    ],
+)
+def test_bad_ticket_input_is_one_line(
+    workspace: Workspace, args: tuple[str, ...], words: str
+) -> None:
+    ws = workspace
+    ws.data.rename(ws.root / "gone")
+    ws.orc("backup", "files", check=1)  # ticket 1
+    result = ws.orc("tickets", *args, check=2)
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -36,6 +36,7 @@ def test_a_checkpoint_reaches_every_kind_of_repository(
     remote: Remote, workspace: Workspace, request: pytest.FixtureRequest
 ) -> None:
     ws = workspace
+    ws.orc("audit", "init")
     ws.orc("backup", "files", "--level", "full")
     out = ws.orc_json("audit", "checkpoint")
     assert out["published"] == [f"target '{remote.name}'"]
@@ -75,6 +76,7 @@ def test_no_checkpoint_is_written_where_no_repository_is(
     import shutil
 
     shutil.rmtree(ws.repo)
+    ws.orc("audit", "init")
     ws.orc("audit", "checkpoint")
     assert not ws.repo.exists()  # a vanished repository is never re-created, not even a folder
 
@@ -100,19 +102,27 @@ def test_the_daemon_publishes_a_checkpoint_to_every_repository_daily(
 def test_a_repository_checkpoint_of_another_key_is_kept_on_every_kind(
     remote: Remote, workspace: Workspace, request: pytest.FixtureRequest
 ) -> None:
-    """Break-it trial: `audit checkpoint` overwrote a repository's checkpoint signed by
-    another key (the evidence against a replaced log); now it keeps it and exits 4."""
+    """Break-it trials: `audit checkpoint` overwrote a repository's checkpoint signed by
+    another key (the evidence against a replaced log); now it keeps it and exits 4. A
+    local repository's copy even stops `audit init` from making the new key."""
     import shutil
 
     ws = workspace
+    ws.orc("audit", "init")
     ws.orc("backup", "files", "--level", "full")
     ws.orc("audit", "checkpoint")
     kept = _read_back(remote, ws, "checkpoint", request)
     shutil.rmtree(ws.root / "var" / "audit")  # the log and the key replaced: the key is
     shutil.rmtree(ws.root / "keys")  # sealed in the store, so the store goes too
     (ws.root / "var" / "secrets.sealed").unlink()
-    result = ws.orc("audit", "checkpoint", check=4)
-    last = result.stderr.strip().splitlines()[-1]
-    assert f"target '{remote.name}'" in last and "signed by another key" in last, last
-    assert "Traceback" not in result.stderr
+    if remote.kind == "local":
+        refused = ws.orc("audit", "init", check=1)
+        assert "but this log has a checkpoint in the repository" in refused.stderr
+        assert not (ws.root / "var" / "audit" / "audit-key.pub").exists()
+    else:
+        ws.orc("audit", "init")  # a new key: the remote copy is not read until published
+        result = ws.orc("audit", "checkpoint", check=4)
+        last = result.stderr.strip().splitlines()[-1]
+        assert f"target '{remote.name}'" in last and "signed by another key" in last, last
+        assert "Traceback" not in result.stderr
     assert _read_back(remote, ws, "checkpoint", request) == kept
