@@ -185,7 +185,7 @@ def build(
         start=start,
         end=end,
         priorities=priority_figures(tickets, now),
-        satisfaction=round(statistics.mean(rated), 2) if rated else None,
+        satisfaction=round(float(statistics.mean(rated)), 2) if rated else None,
         ratings=len(rated),
         handling_median_h=_median(handling),
         success=success,
