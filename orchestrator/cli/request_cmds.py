@@ -96,8 +96,7 @@ def request_restore(
 
 def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -> Any:
     from orchestrator.errors import UsageError
-    from orchestrator.events import Event
-    from orchestrator.service.sink import TICKET_CHANGED, TICKET_REFUSED, ticket_event
+    from orchestrator.service.sink import TICKET_CHANGED, refused_event, ticket_event
     from orchestrator.service.ticket import TicketError
 
     ctx = obj.context(parse_time(now, obj.config.settings.timezone, "--now"))
@@ -115,15 +114,7 @@ def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -
     try:
         t = ctx.catalog.change_ticket(ticket_id, checked)
     except TicketError as exc:
-        ctx.events.publish(
-            Event(
-                TICKET_REFUSED,
-                at,
-                "warning",
-                f"{what} by {who} refused: {exc.message}",
-                details={"ticket": ticket_id, "who": who, "action": what, "outcome": "refused"},
-            )
-        )
+        ctx.events.publish(refused_event(ticket_id, who, what, exc.message, at))
         raise
     if t is None:
         raise UsageError(f"no request {ticket_id}: 'orchestrator tickets list' lists them")

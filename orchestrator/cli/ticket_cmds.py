@@ -53,8 +53,7 @@ def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -
     """Apply one person's decision; an unknown ticket or a refused change is one line,
     and a refused one is an audit record too (`ticket.refused`)."""
     from orchestrator.errors import UsageError
-    from orchestrator.events import Event
-    from orchestrator.service.sink import TICKET_CHANGED, TICKET_REFUSED, ticket_event
+    from orchestrator.service.sink import TICKET_CHANGED, refused_event, ticket_event
     from orchestrator.service.ticket import TicketError
 
     ctx = obj.context()
@@ -75,15 +74,7 @@ def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -
     try:
         t = ctx.catalog.change_ticket(ticket_id, recorded)
     except TicketError as exc:
-        ctx.events.publish(
-            Event(
-                TICKET_REFUSED,
-                ctx.clock.now(),
-                "warning",
-                f"{what} by {who} refused: {exc.message}",
-                details={"ticket": ticket_id, "who": who, "action": what, "outcome": "refused"},
-            )
-        )
+        ctx.events.publish(refused_event(ticket_id, who, what, exc.message, ctx.clock.now()))
         raise
     if t is None:
         raise UsageError(

@@ -8,12 +8,30 @@ from typing import Any
 from orchestrator.render import table
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.0f}%"
 
 
-def _h(x: float | None) -> str:
+def hours(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f} h"
+
+
+def priority_rows(r: Any) -> list[list[object]]:
+    """The figures by priority, as both the text and the HTML report show them."""
+    return [
+        [
+            p.priority,
+            p.opened,
+            hours(p.response_median_h),
+            hours(p.response_p90_h),
+            pct(p.response_within_target),
+            p.resolved,
+            pct(p.resolution_rate),
+            hours(p.resolution_median_h),
+            pct(p.resolution_within_target),
+        ]
+        for p in r.priorities
+    ]
 
 
 def report_payload(r: Any) -> dict[str, Any]:
@@ -50,28 +68,15 @@ def report_text(r: Any) -> str:
                 "resolution median",
                 "in time",
             ],
-            [
-                (
-                    p.priority,
-                    p.opened,
-                    _h(p.response_median_h),
-                    _h(p.response_p90_h),
-                    _pct(p.response_within_target),
-                    p.resolved,
-                    _pct(p.resolution_rate),
-                    _h(p.resolution_median_h),
-                    _pct(p.resolution_within_target),
-                )
-                for p in r.priorities
-            ],
+            priority_rows(r),
         ),
         "",
         f"satisfaction: {r.satisfaction if r.satisfaction is not None else '-'} / 5 "
-        f"({r.ratings} ratings); handling time median {_h(r.handling_median_h)}",
+        f"({r.ratings} ratings); handling time median {hours(r.handling_median_h)}",
         "",
         table(
             ["success", "ok", "of", "rate"],
-            [(k, v.ok, v.total, _pct(v.rate)) for k, v in r.success.items()],
+            [(k, v.ok, v.total, pct(v.rate)) for k, v in r.success.items()],
         ),
     ]
     if r.rpo:
@@ -79,7 +84,7 @@ def report_text(r: Any) -> str:
             "",
             table(
                 ["policy", "target", "rpo", "compliance"],
-                [(x.policy, x.target, f"{x.rpo_hours:g} h", _pct(x.compliance)) for x in r.rpo],
+                [(x.policy, x.target, f"{x.rpo_hours:g} h", pct(x.compliance)) for x in r.rpo],
             ),
         ]
     lines += ["", f"breaches: {len(r.breaches)}"]

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from orchestrator.render.report import hours, pct, priority_rows
 from orchestrator.security.files import write_private
 
 _STYLE = """
@@ -73,14 +74,6 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x * 100:.0f}%"
-
-
-def _h(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f} h"
-
-
 def render_html(r: Any, tz: str) -> str:
     period = f"{r.start:%Y-%m-%d %H:%M} to {r.end:%Y-%m-%d %H:%M} ({html.escape(tz)})"
     parts = [
@@ -98,29 +91,16 @@ def render_html(r: Any, tz: str) -> str:
                 "Resolution (median)",
                 "Resolved in time",
             ],
-            [
-                [
-                    p.priority,
-                    p.opened,
-                    _h(p.response_median_h),
-                    _h(p.response_p90_h),
-                    _pct(p.response_within_target),
-                    p.resolved,
-                    _pct(p.resolution_rate),
-                    _h(p.resolution_median_h),
-                    _pct(p.resolution_within_target),
-                ]
-                for p in r.priorities
-            ],
+            priority_rows(r),
         ),
         "<h2>Satisfaction and handling</h2>",
         f"<p>Satisfaction: <b>{r.satisfaction if r.satisfaction is not None else '-'}</b> of 5 "
         f"({r.ratings} ratings). Handling time (acknowledged to resolved), median: "
-        f"{_h(r.handling_median_h)}.</p>",
+        f"{hours(r.handling_median_h)}.</p>",
         "<h2>Success rates</h2>",
         _table(
             ["What", "Successful", "Of", "Rate"],
-            [[k, v.ok, v.total, _pct(v.rate)] for k, v in r.success.items()],
+            [[k, v.ok, v.total, pct(v.rate)] for k, v in r.success.items()],
         ),
     ]
     if r.rpo:
@@ -128,7 +108,7 @@ def render_html(r: Any, tz: str) -> str:
             "<h2>Recovery point objective</h2>",
             _table(
                 ["Policy", "Target", "RPO", "Share of the period within it"],
-                [[x.policy, x.target, f"{x.rpo_hours:g} h", _pct(x.compliance)] for x in r.rpo],
+                [[x.policy, x.target, f"{x.rpo_hours:g} h", pct(x.compliance)] for x in r.rpo],
             ),
         ]
     parts.append(f"<h2>Breaches ({len(r.breaches)})</h2>")

@@ -170,6 +170,17 @@ def ticket_event(
     )
 
 
+def refused_event(ticket_id: int, who: str, what: str, why: str, when: datetime) -> Event:
+    """A person's ticket action the rules refused: an audit record of its own."""
+    return Event(
+        TICKET_REFUSED,
+        when,
+        "warning",
+        f"{what} by {who} refused: {why}",
+        details={"ticket": ticket_id, "who": who, "action": what, "outcome": "refused"},
+    )
+
+
 def escalate_due(
     catalog: Catalog, bus: EventBus, now: datetime, contacts: tuple[str, ...]
 ) -> list[tk.Ticket]:
