@@ -65,7 +65,8 @@ class Context:
                 lambda name: ctx.target(config.targets[name]).describe(),
             )
         )
-        ctx.events.subscribe(NoticeSink(catalog, config.notify))  # queued, sent by the daemon
+        # notices are queued here and sent by the daemon's pass
+        ctx.events.subscribe(NoticeSink(catalog, config.notify, config.service.escalate))
         recover_interrupted(ctx)
         return ctx
 

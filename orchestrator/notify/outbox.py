@@ -113,6 +113,12 @@ class NoticeSink:
 
     catalog: Catalog
     channels: Sequence[Channel]
+    escalate: Sequence[str] = ()  # [service] escalate: the channels told of a breach
+
+    def _hearing(self, notice: Notice) -> list[Channel]:
+        if notice.event == "escalated" and self.escalate:
+            return [ch for ch in self.channels if ch.name in self.escalate]
+        return channels_for(notice, self.channels)
 
     def publish(self, event: Event) -> None:
         if not self.channels or not event.kind.startswith("ticket."):
@@ -124,7 +130,7 @@ class NoticeSink:
                 return
             rows = [
                 (ch.name, notice.ticket_id, notice.event, notice.to_json())
-                for ch in channels_for(notice, self.channels)
+                for ch in self._hearing(notice)
             ]
             if rows:
                 self.catalog.enqueue(rows, event.time)

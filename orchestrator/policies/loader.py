@@ -153,6 +153,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     access = _access(top.table("access", _ACCESS_KEYS), base, names_of(top, "policies"))
     audit = _audit(top.table("audit", _AUDIT_KEYS), base, settings.state_dir)  # issue 16
     notify = _notify(top.data.get("notify") if top.ok else None, problems)  # issue 17
+    problems += _escalate_problems(service.escalate, names_of(top, "notify"))
     problems += _state_dir_problems(settings.state_dir)
     problems += _access_problems(access, settings.state_dir)
     problems += _key_file_problems(settings)
@@ -178,6 +179,16 @@ def _notify(raw: object, problems: list[str]) -> tuple[Any, ...]:
     from orchestrator.notify.routing import parse_channels
 
     return tuple(parse_channels(raw, problems))  # type: ignore[arg-type]
+
+
+def _escalate_problems(escalate: tuple[str, ...], channels: tuple[str, ...]) -> list[str]:
+    """[service] escalate names the [notify.NAME] channels that hear of a breach."""
+    known = ", ".join(channels) or "none: add a [notify.NAME] table"
+    return [
+        f"service.escalate[{i}]: '{name}' is not a [notify.NAME] channel (known: {known})"
+        for i, name in enumerate(escalate)
+        if name not in channels
+    ]
 
 
 def names_of(top: Table, key: str) -> tuple[str, ...]:

@@ -180,7 +180,7 @@ class ServiceSettings:
     priorities: dict[str, dict[str, str]] = field(
         default_factory=lambda: {g: dict(r) for g, r in _DEFAULT_PRIORITIES.items()}
     )
-    escalate: tuple[str, ...] = ()  # who hears of a response deadline passed unacknowledged
+    escalate: tuple[str, ...] = ()  # [notify.NAME] channels told of a response deadline passed
     notify: tuple[str, ...] = ()
 
 

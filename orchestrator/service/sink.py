@@ -188,7 +188,7 @@ def escalate_due(
     deadline is marked once and told to the escalation contacts (a `ticket.escalated`
     event, which the notifications pick up)."""
     done = []
-    to = ", ".join(contacts) or "nobody configured ([service] escalate)"
+    to = ", ".join(contacts) or "the channels that hear escalations ([notify.NAME])"
     for t in catalog.tickets(statuses=("new",)):
         times = clock.ClockTimes(
             t.status, t.respond_by, t.resolve_by, t.acknowledged_at, None, t.escalated_at

@@ -22,7 +22,8 @@ def test_a_month_of_service(ws: Workspace) -> None:  # noqa: F811
                          'importance = "high"\nsources = ["data"]\nrpo_hours = 26', 1)
         + f'\n[access]\nrestore_roots = ["{roots}"]\noperators = ["{BOB}"]\n'
         f'requesters = {{ "{ALICE}" = ["files"] }}\n'
-        '[service]\nescalate = ["duty@example.net"]\n'
+        '[service]\nescalate = ["duty"]\n[notify.duty]\nkind = "webhook"\n'
+        'url = "http://127.0.0.1:9/duty"\nsecret = "secret:duty-hook"\n'
     )  # fmt: skip
 
     def root(*args: str, check: int | None = 0) -> str:

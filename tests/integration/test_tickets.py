@@ -14,7 +14,12 @@ pytestmark = pytest.mark.integration
 SERVICE = """
 [service]
 assign = { backup = "ops-storage", "policy:files" = "files-team" }
-escalate = ["duty-manager@example.net"]
+escalate = ["duty"]
+
+[notify.duty]
+kind = "webhook"
+url = "http://127.0.0.1:9/duty-manager"
+secret = "secret:duty-hook"
 """
 
 
@@ -94,7 +99,7 @@ def test_an_unacknowledged_ticket_is_escalated_once_by_the_daemon(workspace: Wor
     assert late["response"] == "breached"
     escalations = [r for r in audit(ws) if r["what"] == "ticket.escalated"]
     assert len(escalations) == 1
-    assert "duty-manager@example.net" in escalations[0]["summary"]
+    assert "told duty" in escalations[0]["summary"]
 
     ws.orc("tickets", "ack", str(t["id"]), "--now", "2026-11-02T05:10")
     [acked] = tickets(ws)

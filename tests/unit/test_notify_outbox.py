@@ -1,0 +1,63 @@
+"""Which channels a ticket change is queued for: filters, and the escalation channels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.events import Event
+from orchestrator.notify.outbox import NoticeSink, notice_of
+from orchestrator.notify.routing import WebhookChannel
+from orchestrator.service import ticket as tk
+
+T = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+TICKET = tk.Ticket(
+    id=4, kind="backup-failed", status="new", priority="urgent", classification="urgent",
+    requester="system", description="2026-11-02T03:00: it failed", occurred_at=T,
+    opened_at=T, respond_by=T + timedelta(hours=2), resolve_by=T + timedelta(hours=24),
+    fingerprint="ab12", policy="web", target="nas", assignee="ops",
+)  # fmt: skip
+
+
+class Store:
+    """The two catalog calls the sink makes, kept in memory."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, int, str, str]] = []
+
+    def get_ticket(self, ticket_id: int) -> tk.Ticket | None:
+        return TICKET if ticket_id == TICKET.id else None
+
+    def enqueue(self, rows: list[tuple[str, int, str, str]], now: datetime) -> None:
+        self.queued += rows
+
+
+def hook(name: str, **filters: tuple[str, ...]) -> WebhookChannel:
+    return WebhookChannel(name=name, url="http://127.0.0.1:9/", secret="secret:x", **filters)
+
+
+def event(kind: str, **details: object) -> Event:
+    return Event(kind, T, "warning", "summary", details={"ticket": 4, **details})
+
+
+def test_filters_and_escalation_channels() -> None:
+    store = Store()
+    channels = [hook("all"), hook("urgent-only", priorities=("urgent",)),
+                hook("general-only", priorities=("general",)), hook("duty")]  # fmt: skip
+    sink = NoticeSink(store, channels, escalate=("duty",))  # type: ignore[arg-type]
+    sink.publish(event("ticket.opened"))
+    assert [r[0] for r in store.queued] == ["all", "urgent-only", "duty"]
+    store.queued.clear()
+    sink.publish(event("ticket.escalated"))
+    assert [(r[0], r[2]) for r in store.queued] == [("duty", "escalated")]
+    store.queued.clear()
+    sink.publish(event("ticket.refused", action="rate"))  # the audit log's, nobody else's
+    sink.publish(event("run.failed"))
+    assert store.queued == []
+
+
+def test_a_person_s_change_is_told_by_its_action() -> None:
+    notice = notice_of(event("ticket.changed", action="ack"), TICKET)
+    assert notice is not None and notice.event == "acknowledged"
+    assert notice.subject == "[urgent] ticket 4 acknowledged: backup-failed of web@nas"
+    assert notice.fields["fingerprint"] == "ab12" and notice.team == "ops"
+    assert notice_of(event("ticket.changed", action="nonsense"), TICKET) is None
