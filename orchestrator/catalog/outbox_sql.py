@@ -8,7 +8,7 @@ caused it, and a channel that keeps failing is visible (`status`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 MIGRATION = """
@@ -23,13 +23,16 @@ MIGRATION = """
         attempts INTEGER NOT NULL DEFAULT 0,
         next_at TEXT NOT NULL,
         last_error TEXT NOT NULL DEFAULT '',
-        sent_at TEXT
+        sent_at TEXT,
+        claimed_at TEXT
     );
     CREATE INDEX outbox_due ON outbox (state, next_at);
     CREATE INDEX outbox_by_channel ON outbox (channel, state)
 """
 
-STATES = ("pending", "sent", "failed")  # failed: given up (permanent error, or too old)
+# failed: given up (permanent error, or too old); sending: claimed by one sender
+STATES = ("pending", "sending", "sent", "failed")
+CLAIM_SECONDS = 900  # a claim older than this was a sender that died: the row is due again
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,26 @@ class OutboxTables:
         )
 
     def due_notices(self, now: datetime, limit: int = 200) -> list[OutboxRow]:
-        """Pending rows whose time has come, oldest first (per channel, order is kept)."""
+        """Pending rows whose time has come, oldest first (per channel, order is kept),
+        and rows a dead sender claimed long ago (sent again: at least once)."""
+        stale = (now - timedelta(seconds=CLAIM_SECONDS)).isoformat()
         rows = self.db.execute(
-            "SELECT * FROM outbox WHERE state = 'pending' AND next_at <= ? ORDER BY id LIMIT ?",
-            (now.isoformat(), limit),
+            "SELECT * FROM outbox WHERE (state = 'pending' AND next_at <= ?) "
+            "OR (state = 'sending' AND claimed_at <= ?) ORDER BY id LIMIT ?",
+            (now.isoformat(), stale, limit),
         ).fetchall()
         return [_row(r) for r in rows]
+
+    def claim_notice(self, row_id: int, now: datetime) -> bool:
+        """Take one row for sending; False when another sender has it (two senders at
+        once, the daemon and `notify send`, never send one notice twice)."""
+        stale = (now - timedelta(seconds=CLAIM_SECONDS)).isoformat()
+        cur = self.db.execute(
+            "UPDATE outbox SET state = 'sending', claimed_at = ? WHERE id = ? AND "
+            "(state = 'pending' OR (state = 'sending' AND claimed_at <= ?))",
+            (now.isoformat(), row_id, stale),
+        )
+        return bool(cur.rowcount == 1)
 
     def notice_sent(self, row_id: int, now: datetime) -> None:
         self.db.execute(
@@ -100,8 +117,8 @@ class OutboxTables:
             )
         else:
             self.db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? "
-                "WHERE id = ?",
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, last_error = ?, "
+                "next_at = ? WHERE id = ?",
                 (error, next_at.isoformat(), row_id),
             )
 

@@ -54,7 +54,7 @@ MIGRATION = """
         details TEXT NOT NULL DEFAULT '{}'
     );
     CREATE UNIQUE INDEX tickets_one_per_problem ON tickets (fingerprint)
-        WHERE fingerprint IS NOT NULL AND status != 'closed';
+        WHERE fingerprint IS NOT NULL AND status IN ('new', 'acknowledged');
     CREATE INDEX tickets_by_status ON tickets (status, respond_by);
     CREATE INDEX tickets_by_policy ON tickets (policy, status);
     CREATE TABLE ticket_history (
@@ -105,17 +105,9 @@ class TicketTables:
         self, fingerprint: str, decide: Callable[[Ticket | None], tuple[Ticket, Change]]
     ) -> Ticket:
         """Open a ticket for a failure, or add to the one open for its fingerprint:
-        `decide` gets the open (or resolved, not closed) ticket or None."""
-        return self._in_transaction(
-            lambda: self._save(
-                *decide(
-                    self._one(
-                        "SELECT * FROM tickets WHERE fingerprint = ? AND status != 'closed'",
-                        (fingerprint,),
-                    )
-                )
-            )
-        )
+        `decide` gets the open (new or acknowledged) ticket or None. A failure after its
+        ticket was resolved is a new occurrence: a new ticket, with deadlines of its own."""
+        return self._in_transaction(lambda: self._save(*decide(self.open_ticket_for(fingerprint))))
 
     def add_ticket(self, ticket: Ticket, change: Change) -> Ticket:
         """A ticket that is no failure's (a restore request): stored as it is, numbered."""
@@ -135,7 +127,8 @@ class TicketTables:
 
     def open_ticket_for(self, fingerprint: str) -> Ticket | None:
         return self._one(
-            "SELECT * FROM tickets WHERE fingerprint = ? AND status != 'closed'", (fingerprint,)
+            "SELECT * FROM tickets WHERE fingerprint = ? AND status IN ('new', 'acknowledged')",
+            (fingerprint,),
         )
 
     def tickets(

@@ -92,3 +92,22 @@ def simulated_now(value: str | None, tz: str) -> datetime | None:
             err=True,
         )
     return when
+
+
+def acting_time(obj: Obj, value: str | None) -> datetime | None:
+    """--now on ticket and request commands: an operator's, for simulations. Anyone else
+    acts at the real time: a requester backdating a request would falsify the SLA."""
+    when = parse_time(value, obj.config.settings.timezone, "--now")
+    if when is None or obj.config.access is None:
+        return when
+    from orchestrator.errors import AccessDenied
+    from orchestrator.security import access
+    from orchestrator.security.identity import current_identity
+
+    identity = current_identity()
+    if access.OPERATOR not in access.roles_of(identity, obj.config.access):
+        raise AccessDenied(
+            f"not permitted: {identity} may not act as at another time (--now): only an "
+            "operator may, for simulations"
+        )
+    return when

@@ -32,6 +32,13 @@ def report(obj: Obj, start: str, end: str, html: Path | None, now: str | None) -
     assert begin is not None and finish is not None  # both options are required
     if finish <= begin:
         raise UsageError(f"--to {end} is not after --from {start}")
+    if html is not None and (html.is_dir() or not html.parent.is_dir()):
+        why = (
+            "is a folder: give a file name"
+            if html.is_dir()
+            else "is in a folder that does not exist"
+        )
+        raise UsageError(f"--html {html} {why}")
     ctx = obj.context(parse_time(now, tz, "--now"))
     at = ctx.clock.now()
     catalog = ctx.catalog
@@ -42,7 +49,10 @@ def report(obj: Obj, start: str, end: str, html: Path | None, now: str | None) -
     if html is not None:
         from orchestrator.render.report_html import write_html
 
-        write_html(result, html, cfg.settings.timezone)
+        try:
+            write_html(result, html, cfg.settings.timezone)
+        except OSError as exc:
+            raise UsageError(f"--html {html}: cannot write it: {exc.strerror or exc}") from None
     payload = report_payload(result)
     obj.emit("report", payload, lambda: report_text(result))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.common import Obj, parse_time
+from orchestrator.cli.common import Obj, acting_time, parse_time
 from orchestrator.cli.ticket_cmds import TICKET_ID
 
 
@@ -64,8 +64,9 @@ def request_restore(
     tz = cfg.settings.timezone
     pol = cfg.policy(policy)
     when = parse_time(as_of, tz, "--as-of")
-    ctx = obj.context(parse_time(now, tz, "--now"))
+    ctx = obj.context(acting_time(obj, now))
     at = ctx.clock.now()
+    _check_what(ctx, policy, paths, when)
     identity = _who()
     roles = access.roles_of(identity, cfg.access) if cfg.access else (access.OPERATOR,)
     to = Path(access.resolve_destination(destination))
@@ -94,12 +95,28 @@ def request_restore(
     )
 
 
+def _check_what(ctx: Any, policy: str, paths: tuple[str, ...], when: Any) -> None:
+    """What can be known before an operator approves: absolute paths, and a snapshot
+    at or before --as-of (an operator should not approve what cannot run)."""
+    from orchestrator.engine.requests import as_of_snapshot
+    from orchestrator.errors import OrchestratorError, UsageError
+
+    for p in paths:
+        if not p.startswith("/") or "\x00" in p:
+            raise UsageError(f"--path {p!r}: give the absolute path as in the snapshot")
+    if when is not None:
+        try:
+            as_of_snapshot(ctx, policy, when)
+        except OrchestratorError as exc:
+            raise UsageError(f"--as-of: {exc.message}") from None
+
+
 def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -> Any:
     from orchestrator.errors import UsageError
     from orchestrator.service.sink import TICKET_CHANGED, refused_event, ticket_event
     from orchestrator.service.ticket import TicketError
 
-    ctx = obj.context(parse_time(now, obj.config.settings.timezone, "--now"))
+    ctx = obj.context(acting_time(obj, now))
     at = ctx.clock.now()
     who = _who().user
     from orchestrator.service.ticket import not_before
@@ -164,7 +181,7 @@ def request_run(obj: Obj, ticket_id: int, now: str | None) -> None:
     from orchestrator.errors import OrchestratorError
     from orchestrator.service import requests as rq
 
-    ctx = obj.context(parse_time(now, obj.config.settings.timezone, "--now"))
+    ctx = obj.context(acting_time(obj, now))
     t = run_request(ctx, ticket_id, _who().user)
     if rq.state(t) == rq.FAILED:
         raise OrchestratorError(f"request {t.id} failed: {t.details['request'].get('error')}")

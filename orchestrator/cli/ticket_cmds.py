@@ -19,10 +19,9 @@ TICKET_ID = click.IntRange(1, 2**63 - 1)  # SQLite's integers: a larger one is n
 
 def _now(obj: Obj, value: str | None = None) -> datetime:
     """The time of the action: now, or `--now T` (a simulated month, tests)."""
-    from orchestrator.cli.common import parse_time
+    from orchestrator.cli.common import acting_time
 
-    when = parse_time(value, obj.config.settings.timezone, "--now")
-    return obj.context(when).clock.now().astimezone(UTC)
+    return obj.context(acting_time(obj, value)).clock.now().astimezone(UTC)
 
 
 _now_option = click.option("--now", metavar="T", help="Act as at this time (simulation).")

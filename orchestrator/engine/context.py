@@ -35,6 +35,7 @@ class Context:
     pid: int = field(default_factory=os.getpid)
     simulated: bool = False  # `--now` given: restic records snapshots at the simulated time
     audit: AuditSink | None = None  # audit log (issue 16)
+    request_id: int | None = None  # the restore request being carried out (issue 17)
 
     @classmethod
     def open(cls, config: Config, clock: Clock | None = None, simulated: bool = False) -> Context:

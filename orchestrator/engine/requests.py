@@ -19,8 +19,11 @@ from orchestrator.service.sink import TICKET_CHANGED, TICKET_RESOLVED, ticket_ev
 
 
 def run_request(ctx: Context, ticket_id: int, who: str) -> tk.Ticket:
+    recover_dead_runs(ctx)
     now = ctx.clock.now()
-    t = ctx.catalog.change_ticket(ticket_id, lambda cur: rq.started(cur, who, now))
+    t = ctx.catalog.change_ticket(
+        ticket_id, lambda cur: rq.started(cur, who, now, ctx.host, ctx.pid)
+    )
     if t is None:
         raise tk.TicketError(f"no request {ticket_id}: 'orchestrator tickets list' lists them")
     ctx.events.publish(ticket_event(TICKET_CHANGED, t, now, f"run by {who}", who, "run"))
@@ -30,6 +33,13 @@ def run_request(ctx: Context, ticket_id: int, who: str) -> tk.Ticket:
         evidence = _restore(ctx, t, request)
     except OrchestratorError as exc:
         error = exc.message
+    except KeyboardInterrupt:  # SIGINT/SIGTERM: recorded, then the stop goes on
+        _finish(ctx, ticket_id, None, "interrupted (SIGINT/SIGTERM)")
+        raise
+    return _finish(ctx, ticket_id, evidence, error)
+
+
+def _finish(ctx: Context, ticket_id: int, evidence: dict | None, error: str) -> tk.Ticket:
     end = ctx.clock.now()
     done = ctx.catalog.change_ticket(ticket_id, lambda cur: rq.finished(cur, end, evidence, error))
     assert done is not None  # it was there a moment ago, and tickets are never deleted
@@ -38,8 +48,36 @@ def run_request(ctx: Context, ticket_id: int, who: str) -> tk.Ticket:
     return done
 
 
+def recover_dead_runs(ctx: Context) -> list[tk.Ticket]:
+    """Requests left `running` by a process of this host that died: failed (approve
+    again to retry), and their half-written staging folder removed."""
+    from orchestrator.engine.context import _pid_alive
+    from orchestrator.engine.restore import remove_stale_staging
+
+    found = []
+    for t in ctx.catalog.tickets(statuses=("acknowledged",)):
+        runner = t.details.get("request", {}).get("runner", {})
+        if rq.state(t) != rq.RUNNING or runner.get("host") != ctx.host:
+            continue
+        if _pid_alive(int(runner.get("pid", 0))):
+            continue
+        now = ctx.clock.now()
+        try:
+            dead = ctx.catalog.change_ticket(t.id, lambda cur, at=now: rq.died(cur, at))
+        except tk.TicketError:  # another process recovered it first
+            continue
+        if dead is not None:
+            remove_stale_staging(ctx, Path(t.details["request"]["to"]))
+            ctx.events.publish(
+                ticket_event(TICKET_CHANGED, dead, now, dead.details["request"]["error"])
+            )
+            found.append(dead)
+    return found
+
+
 def run_approved(ctx: Context) -> list[tk.Ticket]:
     """The daemon's pass: every approved request, oldest first."""
+    recover_dead_runs(ctx)
     waiting = [
         t
         for t in ctx.catalog.tickets(statuses=("acknowledged",))
@@ -70,9 +108,13 @@ def _restore(ctx: Context, t: tk.Ticket, request: dict) -> dict:
     policy = ctx.config.policy(t.policy)
     snapshot, target = "latest", None
     if request.get("as_of"):
-        snapshot, target = _as_of(ctx, t.policy, datetime.fromisoformat(request["as_of"]))
+        snapshot, target = as_of_snapshot(ctx, t.policy, datetime.fromisoformat(request["as_of"]))
     start = time.monotonic()
-    result = restore_policy(ctx, policy, to, snapshot, tuple(request["paths"]), target)
+    ctx.request_id = t.id
+    try:
+        result = restore_policy(ctx, policy, to, snapshot, tuple(request["paths"]), target)
+    finally:
+        ctx.request_id = None
     return {
         "files": result.files,
         "bytes": result.bytes,
@@ -84,7 +126,7 @@ def _restore(ctx: Context, t: tk.Ticket, request: dict) -> dict:
     }
 
 
-def _as_of(ctx: Context, policy: str, when: datetime) -> tuple[str, str]:
+def as_of_snapshot(ctx: Context, policy: str, when: datetime) -> tuple[str, str]:
     """The newest good snapshot of `policy` at or before `when`, on any of its targets."""
     best = None
     for spec in ctx.config.holders_of(ctx.config.policy(policy), None):

@@ -400,6 +400,11 @@ def _record(ctx: Context, run: RunRecord, kind: str) -> None:
             policy=run.policy,
             target=run.target,
             run_id=run.id,
-            details={"snapshot_id": run.snapshot_id, "files": run.files_total},
+            details={
+                "snapshot_id": run.snapshot_id,
+                "files": run.files_total,
+                # a restore request's run: its own ticket follows it (no second ticket)
+                **({"request": ctx.request_id} if ctx.request_id is not None else {}),
+            },
         )
     )

@@ -33,7 +33,6 @@ log = logging.getLogger("orchestrator.notify")
 _EVENTS = {
     "ticket.opened": "opened",
     "ticket.repeated": "repeated",
-    "ticket.reopened": "opened",
     "ticket.resolved": "resolved",
     "ticket.escalated": "escalated",
 }
@@ -57,7 +56,7 @@ def notice_of(event: Event, ticket: Any) -> Notice | None:
     if kind is None:
         return None
     where = "@".join(x for x in (ticket.policy, ticket.target) if x)
-    subject = f"[{ticket.priority}] ticket {ticket.id} {kind}: {ticket.kind}" + (
+    subject = f"ticket {ticket.id} {kind}: {ticket.kind}" + (  # each sender shows the priority
         f" of {where}" if where else ""
     )
     body = "\n".join(
@@ -166,6 +165,8 @@ def deliver_due(
     sender = send or (lambda ch, n: _send(ch, n, resolve, catalog))
     report = Delivery()
     for row in catalog.due_notices(now):
+        if not catalog.claim_notice(row.id, now):  # another sender took it
+            continue
         channel = by_name.get(row.channel)
         if channel is None:  # removed from the config since it was queued
             catalog.notice_failed(row.id, "the channel is no longer configured", None)

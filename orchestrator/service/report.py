@@ -24,7 +24,8 @@ class PriorityFigures:
     responded: int
     response_median_h: float | None
     response_p90_h: float | None
-    response_within_target: float | None  # share of the responded, 0..1
+    # shares of the tickets whose deadline passed or that were answered, 0..1
+    response_within_target: float | None
     resolved: int
     resolution_rate: float | None  # resolved / opened
     resolution_median_h: float | None
@@ -88,7 +89,8 @@ def priority_figures(tickets: Sequence[Any], now: datetime) -> list[PriorityFigu
     out = []
     for prio in PRIORITIES:
         mine = [t for t in tickets if t.priority == prio]
-        responses, within, resolutions, resolved_in_time = [], 0, [], 0
+        responses, resolutions = [], []
+        answered_states, resolved_states = [], []  # of the clocks that have run out
         for t in mine:
             times = clock.ClockTimes(
                 t.status, t.respond_by, t.resolve_by, t.acknowledged_at, t.resolved_at
@@ -96,10 +98,13 @@ def priority_figures(tickets: Sequence[Any], now: datetime) -> list[PriorityFigu
             answered = t.acknowledged_at or t.resolved_at
             if answered is not None:
                 responses.append(_hours(t.opened_at, answered))
-                within += clock.response_state(times, now) == "met"
             if t.resolved_at is not None:
                 resolutions.append(_hours(t.opened_at, t.resolved_at))
-                resolved_in_time += clock.resolution_state(times, now) == "met"
+            # a ticket never answered past its deadline counts against the share
+            if (state := clock.response_state(times, now)) != "running":
+                answered_states.append(state)
+            if (state := clock.resolution_state(times, now)) != "running":
+                resolved_states.append(state)
         out.append(
             PriorityFigures(
                 prio,
@@ -107,11 +112,11 @@ def priority_figures(tickets: Sequence[Any], now: datetime) -> list[PriorityFigu
                 len(responses),
                 _median(responses),
                 percentile(responses, 90),
-                _share(within, len(responses)),
+                _share(answered_states.count("met"), len(answered_states)),
                 len(resolutions),
                 _share(len(resolutions), len(mine)),
                 _median(resolutions),
-                _share(resolved_in_time, len(resolutions)),
+                _share(resolved_states.count("met"), len(resolved_states)),
             )
         )
     return out

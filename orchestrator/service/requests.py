@@ -92,12 +92,13 @@ def _a_request(t: tk.Ticket) -> None:
 
 
 def approve(t: tk.Ticket, who: str, now: datetime) -> tuple[tk.Ticket, tk.Change]:
-    """An operator's approval, the request's first response; never the requester's own."""
+    """An operator's approval, the request's first response; never the requester's own.
+    A request whose run failed may be approved again, to run again."""
     _a_request(t)
     if who == t.requester:
         raise _refuse(t, f"{who} asked for it and may not approve their own request")
-    if state(t) != AWAITING:
-        raise _refuse(t, "only a request awaiting approval is approved")
+    if state(t) not in (AWAITING, FAILED):
+        raise _refuse(t, "only a request awaiting approval (or whose run failed) is approved")
     t = dataclasses.replace(
         t,
         status="acknowledged",
@@ -110,8 +111,8 @@ def approve(t: tk.Ticket, who: str, now: datetime) -> tuple[tk.Ticket, tk.Change
 
 def reject(t: tk.Ticket, who: str, why: str, now: datetime) -> tuple[tk.Ticket, tk.Change]:
     _a_request(t)
-    if state(t) != AWAITING:
-        raise _refuse(t, "only a request awaiting approval is rejected")
+    if state(t) not in (AWAITING, FAILED):
+        raise _refuse(t, "only a request awaiting approval (or whose run failed) is rejected")
     if not why.strip():
         raise _refuse(t, "say why it is rejected (--reason)")
     t = dataclasses.replace(
@@ -127,13 +128,27 @@ def reject(t: tk.Ticket, who: str, why: str, now: datetime) -> tuple[tk.Ticket, 
     return t, tk.Change(now, who, "reject", t.status, why)
 
 
-def started(t: tk.Ticket, who: str, now: datetime) -> tuple[tk.Ticket, tk.Change]:
-    """Taken by one runner (the daemon or `request run`): no second runner takes it."""
+def started(
+    t: tk.Ticket, who: str, now: datetime, host: str = "", pid: int = 0
+) -> tuple[tk.Ticket, tk.Change]:
+    """Taken by one runner (the daemon or `request run`): no second runner takes it.
+    Its host and pid let the next runner find a run whose process died."""
     _a_request(t)
     if state(t) != APPROVED:
         raise _refuse(t, "only an approved request is run")
-    t = dataclasses.replace(t, details=_with(t, state=RUNNING, started_at=now.isoformat()))
+    runner = {"host": host, "pid": pid}
+    t = dataclasses.replace(
+        t, details=_with(t, state=RUNNING, started_at=now.isoformat(), runner=runner)
+    )
     return t, tk.Change(now, who, "run", t.status)
+
+
+def died(t: tk.Ticket, now: datetime) -> tuple[tk.Ticket, tk.Change]:
+    """A run whose process died (kill -9, a crash): failed, to be approved again."""
+    if state(t) != RUNNING:
+        raise _refuse(t, "it is not running")
+    pid = t.details["request"].get("runner", {}).get("pid")
+    return finished(t, now, None, f"interrupted: the process running it (pid {pid}) died")
 
 
 def finished(

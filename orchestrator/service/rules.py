@@ -120,8 +120,8 @@ def _failure_kind(event: events.Event) -> str | None:
             return "backup-partial"
         case events.COPY_FAILED:
             return "copy-failed"
-        case events.RESTORE_FAILED:
-            return "restore-failed"
+        case events.RESTORE_FAILED:  # a request's run: its own ticket follows it
+            return None if d.get("request") is not None else "restore-failed"
         case events.DAMAGE_FOUND:
             damage = d.get("damage") or []
             slow_only = damage and all(x.get("kind") == RTO_EXCEEDED for x in damage)

@@ -24,12 +24,11 @@ log = logging.getLogger("orchestrator.tickets")
 
 TICKET_OPENED = "ticket.opened"
 TICKET_REPEATED = "ticket.repeated"
-TICKET_REOPENED = "ticket.reopened"
 TICKET_RESOLVED = "ticket.resolved"
 TICKET_CHANGED = "ticket.changed"  # a person's action: ack, assign, comment, close, rate
 TICKET_ESCALATED = "ticket.escalated"
 TICKET_REFUSED = "ticket.refused"  # a person's action the ticket's rules refused
-_EVENT_OF = {"opened": TICKET_OPENED, "repeated": TICKET_REPEATED, "reopened": TICKET_REOPENED}
+_EVENT_OF = {"opened": TICKET_OPENED, "repeated": TICKET_REPEATED}
 
 
 class _AlreadyDone(Exception):

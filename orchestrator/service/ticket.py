@@ -99,7 +99,7 @@ class Change:
 
     at: datetime
     who: str
-    action: str  # opened | repeated | ack | assign | comment | resolve | reopened | ...
+    action: str  # opened | repeated | ack | assign | comment | resolve | close | ...
     status: str  # the status after it
     text: str = ""
 
@@ -178,22 +178,12 @@ def rate(t: Ticket, who: str, rating: int, feedback: str, now: datetime) -> tupl
 
 
 def repeated(t: Ticket, now: datetime, text: str) -> tuple[Ticket, Change]:
-    """The same failure again: counted on the ticket; a resolved one opens again (it was
-    not mended after all), keeping its deadlines and whether it was acknowledged."""
-    status = t.status
-    action = "repeated"
-    if status == "resolved":
-        status, action = ("acknowledged" if t.acknowledged_at else "new"), "reopened"
-    t = dataclasses.replace(
-        t,
-        status=status,
-        count=t.count + 1,
-        last_seen=now,
-        resolved_at=None if action == "reopened" else t.resolved_at,
-        resolved_by="" if action == "reopened" else t.resolved_by,
-        solution="" if action == "reopened" else t.solution,
-    )
-    return t, Change(now, SYSTEM, action, t.status, text)
+    """The same failure again while its ticket is open: counted on it. (After the ticket
+    was resolved, a failure is a new occurrence and opens a new ticket.)"""
+    if t.status not in OPEN:
+        raise _refuse(t, "only an open ticket counts a repeat")
+    t = dataclasses.replace(t, count=t.count + 1, last_seen=now)
+    return t, Change(now, SYSTEM, "repeated", t.status, text)
 
 
 def escalated(t: Ticket, now: datetime, to: str) -> tuple[Ticket, Change]:

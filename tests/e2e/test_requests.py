@@ -77,3 +77,53 @@ def test_a_restore_request_from_asking_to_rating(ws: Workspace) -> None:  # noqa
     assert {r["who"] for r in mine} >= {ALICE, BOB}
     refusals = [r["details"]["action"] for r in mine if r["what"] == "ticket.refused"]
     assert refusals == ["approve", "approve", "rate", "rate"]
+
+
+def test_a_request_killed_mid_run_is_failed_and_runs_again_once_approved(
+    ws: Workspace,  # noqa: F811
+) -> None:
+    """Third break-it: a request whose process was killed (-9) stayed `running` forever,
+    and a failed request could never run again."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import ORCHESTRATOR
+
+    access(ws, f'operators = ["{BOB}"]\nrequesters = {{ "{ALICE}" = ["files"] }}\n')
+    big = ws.data / "big.bin"
+    with big.open("wb") as fh:
+        for _ in range(48):
+            fh.write(os.urandom(1 << 20))
+    as_user(ws, None, "backup", "files")
+    roots = ws.root / "restores"
+    give_to(ws.root, ALICE)
+    filed = as_user(ws, ALICE, "--json", "request", "restore", "files", "--to",
+                    str(roots / "big"), "--reason", "need it")  # fmt: skip
+    n = str(json.loads(filed.stdout)["ticket"]["id"])
+    give_to(ws.root, BOB)
+    as_user(ws, BOB, "request", "approve", n)
+
+    run = subprocess.Popen(
+        [*ORCHESTRATOR, "--config", str(ws.config), "request", "run", n],
+        env=ws.env, cwd=ws.root, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while ticket(ws, int(n))["details"]["request"]["state"] != "running":
+        assert time.monotonic() < deadline and run.poll() is None
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(30)
+
+    again = as_user(ws, None, "request", "run", n, check=2)  # found dead, failed, not run
+    assert "only an approved request is run" in one_line(again.stderr)
+    dead = ticket(ws, int(n))
+    assert dead["details"]["request"]["state"] == "failed" and dead["status"] == "acknowledged"
+    assert "the process running it" in dead["details"]["request"]["error"]
+    assert not any(p.name.startswith(".") for p in roots.iterdir())  # no staging left
+    as_user(ws, BOB, "request", "approve", n)  # approved again: it runs again
+    as_user(ws, None, "request", "run", n)
+    assert (roots / "big" / str(big).lstrip("/")).read_bytes() == big.read_bytes()
+    assert ticket(ws, int(n))["status"] == "resolved"

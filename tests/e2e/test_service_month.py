@@ -44,17 +44,19 @@ def test_a_month_of_service(ws: Workspace) -> None:  # noqa: F811
     root("backup", "files", "--now", "2026-11-10T09:00")  # resolves ticket 2
 
     give_to(ws.root, ALICE)
-    asked = as_user(ws, ALICE, "--json", "request", "restore", "files", "--path",
-                    str(ws.data / "a.txt"), "--to", str(roots / "r"), "--reason", "lost a.txt",
-                    "--now", "2026-11-12T10:00")  # fmt: skip
-    n = str(json.loads(asked.stdout)["ticket"]["id"])
+    backdated = as_user(ws, ALICE, "request", "restore", "files", "--to", str(roots / "x"),
+                        "--reason", "r", "--now", "2026-11-01T00:00", check=77)  # fmt: skip
+    assert "only an operator may, for simulations" in backdated.stderr
+    asked = root("--json", "request", "restore", "files", "--path", str(ws.data / "a.txt"),
+                 "--to", str(roots / "r"), "--reason", "lost a.txt",
+                 "--now", "2026-11-12T10:00")  # fmt: skip
+    n = str(json.loads(asked)["ticket"]["id"])
     give_to(ws.root, BOB)
     as_user(ws, BOB, "request", "approve", n, "--now", "2026-11-12T10:30")
     give_to(ws.root, ALICE)
     as_user(ws, ALICE, "request", "approve", n, check=77)  # a requester never approves
     root("request", "run", n, "--now", "2026-11-12T10:40")
-    give_to(ws.root, ALICE)
-    as_user(ws, ALICE, "tickets", "rate", n, "4", "--comment", "quick", "--now", "2026-11-12T11:00")
+    root("tickets", "rate", n, "4", "--comment", "quick", "--now", "2026-11-12T11:00")
 
     tickets = json.loads(root("--json", "tickets", "list", "--status", "all"))["tickets"]
     by_id = {t["id"]: t for t in tickets}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from orchestrator.events import Event
 from orchestrator.notify.outbox import NoticeSink, notice_of
@@ -58,6 +59,29 @@ def test_filters_and_escalation_channels() -> None:
 def test_a_person_s_change_is_told_by_its_action() -> None:
     notice = notice_of(event("ticket.changed", action="ack"), TICKET)
     assert notice is not None and notice.event == "acknowledged"
-    assert notice.subject == "[urgent] ticket 4 acknowledged: backup-failed of web@nas"
+    assert notice.subject == "ticket 4 acknowledged: backup-failed of web@nas"
     assert notice.fields["fingerprint"] == "ab12" and notice.team == "ops"
     assert notice_of(event("ticket.changed", action="nonsense"), TICKET) is None
+
+
+def test_one_sender_claims_a_notice(tmp_path: Path) -> None:
+    """Third break-it: the daemon and `notify send` at once sent every notice twice."""
+    from orchestrator.catalog.sqlite import SqliteCatalog
+    from orchestrator.notify.outbox import deliver_due
+
+    db = tmp_path / "catalog.sqlite"
+    first, second = SqliteCatalog(db), SqliteCatalog(db)
+    first.enqueue([("all", 4, "opened", "{}")], T)
+    [row] = first.due_notices(T)
+    assert first.claim_notice(row.id, T) and not second.claim_notice(row.id, T)
+    assert second.due_notices(T + timedelta(minutes=5)) == []  # claimed: not due to others
+    later = T + timedelta(minutes=20)  # the claimer died: due again, at least once
+    assert [r.id for r in second.due_notices(later)] == [row.id]
+
+    sent: list[str] = []
+    first.enqueue(
+        [("all", 4, "repeated", notice_of(event("ticket.repeated"), TICKET).to_json())], T
+    )  # type: ignore[union-attr]
+    for catalog in (first, second):  # the second sender finds nothing left to send
+        deliver_due(catalog, [hook("all")], str, T, send=lambda ch, n: sent.append(n.event))
+    assert sent == ["repeated"]  # once; the claimed "opened" waits for its claim to age

@@ -66,8 +66,10 @@ def test_figures_by_priority_satisfaction_handling_and_breaches() -> None:
     urgent, important, general = r.priorities
     assert (urgent.opened, urgent.responded, urgent.resolved) == (3, 2, 2)
     assert urgent.response_median_h == 2.0 and urgent.response_p90_h == 3.0
-    assert urgent.response_within_target == 0.5
-    assert urgent.resolution_rate == round(2 / 3, 4) and urgent.resolution_within_target == 0.5
+    # the one never answered counts against the share (second break-it)
+    assert urgent.response_within_target == round(1 / 3, 4)
+    assert urgent.resolution_rate == round(2 / 3, 4)
+    assert urgent.resolution_within_target == round(1 / 3, 4)
     assert important.opened == 0 and important.response_median_h is None
     assert (general.responded, general.response_within_target) == (1, 1.0)
     assert (r.satisfaction, r.ratings) == (3.5, 2)

@@ -81,3 +81,15 @@ def test_a_request_needs_a_reason_and_a_failure_ticket_is_no_request() -> None:
 def test_rejected_is_resolved_with_the_reason() -> None:
     t, _ = rq.reject(filed(), "bob", "the file is in last night's copy", T)
     assert t.status == "resolved" and t.solution.startswith("rejected by bob: the file")
+
+
+def test_a_run_whose_process_died_fails_and_may_be_approved_again() -> None:
+    t, _ = rq.approve(filed(), "bob", T)
+    t, _ = rq.started(t, "system", T, "host1", 4242)
+    assert t.details["request"]["runner"] == {"host": "host1", "pid": 4242}
+    t, c = rq.died(t, T + timedelta(minutes=1))
+    assert rq.state(t) == rq.FAILED and "pid 4242" in c.text
+    t, _ = rq.approve(t, "carol", T + timedelta(minutes=2))  # a failed run: approved again
+    assert rq.state(t) == rq.APPROVED and t.details["request"]["approved_by"] == "carol"
+    with pytest.raises(tk.TicketError, match="it is not running"):
+        rq.died(t, T)

@@ -52,15 +52,13 @@ def test_the_whole_life_of_a_failure_ticket() -> None:
     assert (t.status, t.closed_by, t.solution) == ("closed", "alice", "replaced the failed disk")
 
 
-def test_a_repeat_counts_and_a_resolved_ticket_opens_again() -> None:
+def test_a_repeat_counts_on_an_open_ticket_only() -> None:
     t, c = tk.repeated(new_ticket(), T + H, "again")
     assert (t.count, t.status, c.action, t.last_seen) == (2, "new", "repeated", T + H)
-    acked, _ = tk.acknowledge(t, "alice", T + H)
-    done, _ = tk.resolve(acked, tk.SYSTEM, "mended: snapshot abc", T + 2 * H)
-    back, c = tk.repeated(done, T + 3 * H, "failed again")
-    assert (back.status, back.count, c.action) == ("acknowledged", 3, "reopened")
-    assert back.resolved_at is None and back.solution == ""
-    assert back.respond_by == t.respond_by  # the clock is not restarted by a repeat
+    assert t.respond_by == new_ticket().respond_by  # the clock is not restarted by a repeat
+    done, _ = tk.resolve(t, tk.SYSTEM, "mended: snapshot abc", T + 2 * H)
+    with pytest.raises(tk.TicketError, match="only an open ticket counts a repeat"):
+        tk.repeated(done, T + 3 * H, "failed again")
 
 
 def refused(fn: Callable[..., object], *args: object) -> str:
@@ -144,6 +142,12 @@ def test_the_store_keeps_one_ticket_per_problem_and_its_history(tmp_path: Path) 
     cat.close()
     reborn = _file(db, "fp-a", T + 3 * H)  # a closed ticket is history: a new one opens
     assert reborn.id not in (first.id, other.id) and reborn.count == 1
+    cat = SqliteCatalog(db)
+    mended = cat.change_ticket(reborn.id, lambda t: tk.resolve(t, "bob", "fixed", T + 4 * H))
+    assert mended is not None and mended.status == "resolved"
+    cat.close()
+    again = _file(db, "fp-a", T + 5 * H)  # after a resolution: a new occurrence, a new ticket
+    assert again.id != reborn.id and (again.count, again.opened_at) == (1, T + 5 * H)
 
 
 def test_a_refused_change_writes_nothing(tmp_path: Path) -> None:
