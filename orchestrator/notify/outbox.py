@@ -164,7 +164,10 @@ def deliver_due(
     by_name = {ch.name: ch for ch in channels}
     sender = send or (lambda ch, n: _send(ch, n, resolve, catalog))
     report = Delivery()
+    down: set[str] = set()  # a channel that failed in this pass waits for the next one
     for row in catalog.due_notices(now):
+        if row.channel in down:
+            continue  # a hanging server costs one timeout per pass, not one per notice
         if not catalog.claim_notice(row.id, now):  # another sender took it
             continue
         channel = by_name.get(row.channel)
@@ -182,6 +185,8 @@ def deliver_due(
             )
             catalog.notice_failed(row.id, error, later)
             (report.given_up if given_up else report.retry).append((row.channel, error))
+            if transient:
+                down.add(row.channel)
             log.warning("notify: %s (ticket %d): %s", row.channel, row.ticket_id, error)
             continue
         catalog.notice_sent(row.id, now)

@@ -85,3 +85,25 @@ def test_one_sender_claims_a_notice(tmp_path: Path) -> None:
     for catalog in (first, second):  # the second sender finds nothing left to send
         deliver_due(catalog, [hook("all")], str, T, send=lambda ch, n: sent.append(n.event))
     assert sent == ["repeated"]  # once; the claimed "opened" waits for its claim to age
+
+
+def test_a_channel_that_fails_waits_for_the_next_pass(tmp_path: Path) -> None:
+    """Third break-it: a hanging webhook held a pass for its timeout once per notice."""
+    from orchestrator.catalog.sqlite import SqliteCatalog
+    from orchestrator.notify.notice import NotifyError
+    from orchestrator.notify.outbox import deliver_due
+
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite")
+    notice = notice_of(event("ticket.opened"), TICKET)
+    assert notice is not None
+    catalog.enqueue([(ch, 4, "opened", notice.to_json()) for ch in ("slow", "slow", "ok")], T)
+    tried: list[str] = []
+
+    def send(ch: WebhookChannel, n: object) -> None:
+        tried.append(ch.name)
+        if ch.name == "slow":
+            raise NotifyError("timed out", channel=ch.name, transient=True)
+
+    done = deliver_due(catalog, [hook("slow"), hook("ok")], str, T, send=send)  # type: ignore[arg-type]
+    assert tried == ["slow", "ok"] and done.sent == [("ok", 4)]
+    assert [r.channel for r in catalog.due_notices(T + timedelta(hours=1))] == ["slow", "slow"]
