@@ -1,8 +1,8 @@
 """The one small interface every outcome of the engine goes out through.
 
 A run finished, a run failed, damage found, a drill measured: the engine
-publishes an Event and does not know who listens. Today the catalog records
-them; tickets and the audit log subscribe here when they arrive.
+publishes an Event and does not know who listens: the catalog's event list, the
+audit log, the ticket store and the notification outbox subscribe here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 counts on the one open for its fingerprint), good news resolves it with the evidence.
 
 Each ticket change goes back on the bus as a `ticket.*` event, so that the audit log
-(and, later, the notification outbox) hears of it as of every other outcome.
+and the notification outbox hear of it as of every other outcome.
 """
 
 from __future__ import annotations
