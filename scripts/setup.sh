@@ -28,6 +28,10 @@ command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# Database sources: their client tools (pg_dump, mariadb-dump) and sqlite3.
+command -v pg_dump >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need_apt[*]}: run this as root, or install them with apt-get" >&2

@@ -26,6 +26,7 @@ from orchestrator.cli import (
     report_cmd,
     request_cmds,
     secrets_cmds,
+    source_cmds,
     status_cmd,
     target_cmds,
     ticket_cmds,
@@ -126,6 +127,7 @@ for _command in (
     notify_cmds.notify_group,
     request_cmds.request_group,
     report_cmd.report,
+    source_cmds.source_group,
 ):
     cli.add_command(_command)
 

@@ -97,7 +97,7 @@ _POLICY_KEYS = (
     "allow_empty",
     "min_files_ratio",
 )
-_DATABASE_KEYS = ("kind", "name", "host", "port", "user", "password")
+_DATABASE_KEYS = ("kind", "name", "host", "port", "user", "password", "path")
 _RETENTION_KEYS = tuple(f.name for f in dataclasses.fields(Retention))
 _VERIFY_KEYS = tuple(f.name for f in dataclasses.fields(VerifySpec))
 _DRILL_KEYS = tuple(f.name for f in dataclasses.fields(DrillSpec))
@@ -105,8 +105,8 @@ _RESPONSE_KEYS = rules.PRIORITIES
 _SERVICE_KEYS = ("assign", "response_hours", "resolution_hours", "priorities", "escalate")
 _SERVICE_KEYS += ("notify",)
 _ACCESS_KEYS = tuple(f.name for f in dataclasses.fields(AccessSettings))
-_DbKind = Literal["postgres", "mysql", "sqlite"]
-_DB_KINDS: tuple[_DbKind, ...] = ("postgres", "mysql", "sqlite")
+_DbKind = Literal["postgres", "mariadb", "mysql", "sqlite"]
+_DB_KINDS: tuple[_DbKind, ...] = ("postgres", "mariadb", "mysql", "sqlite")
 
 
 # --------------------------------------------------------------------------- public API
@@ -304,7 +304,7 @@ def _policy(table: Table, name: str, base: Path, targets: tuple[str, ...]) -> Po
     """[policies.NAME]."""
     table.check_keys(_POLICY_KEYS)
     sources = table.get_or("sources", values.list_of(values.path_under(base)), ())
-    database = _database(table.table("database", _DATABASE_KEYS))
+    database = _database(table.table("database", _DATABASE_KEYS), base)
     # An invalid `sources` or `database` is reported on its own; don't pile on.
     if not table.data.get("sources") and "database" not in table.data:
         table.report("", "has no sources and no database: nothing to back up")
@@ -367,10 +367,19 @@ def _copy_targets(targets: tuple[str, ...], own: tuple[str, ...]) -> Conv[tuple[
     return conv
 
 
-def _database(table: Table | None) -> DatabaseSpec | None:
+def _database(table: Table | None, base: Path) -> DatabaseSpec | None:
     if table is None:
         return None
     kind = table.need("kind", values.one_of(_DB_KINDS))
+    if kind == "sqlite":  # a file, opened by the orchestrator itself
+        path = table.need("path", values.path_under(base))
+        return DatabaseSpec(
+            kind="sqlite",
+            name=table.get_or("name", values.nonempty_string, path.stem if path else ""),
+            path=path,
+        )
+    if "path" in table.data:
+        table.report("path", f"only a sqlite database has a path; a {kind} one has a name")
     return DatabaseSpec(
         kind=cast(_DbKind, kind or "postgres"),
         name=table.need("name", values.nonempty_string) or "",

@@ -130,12 +130,16 @@ class DrillSpec:
 
 @dataclass(frozen=True)
 class DatabaseSpec:
-    kind: Literal["postgres", "mysql", "sqlite"]
+    """A database source (issue 18). Servers: `name` on `host:port` as `user`, the
+    password a `secret:NAME`; SQLite: the file `path` (`name` defaults to its stem)."""
+
+    kind: Literal["postgres", "mariadb", "mysql", "sqlite"]
     name: str
     host: str | None = None
     port: int | None = None
     user: str | None = None
     password: str | None = None
+    path: Path | None = None
 
 
 @dataclass(frozen=True)

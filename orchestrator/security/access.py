@@ -65,6 +65,7 @@ COMMANDS: Mapping[str, str] = {
     "run": RUN,
     "daemon": DAEMON,
     "target check": TARGET_CHECK,
+    "source check": TARGET_CHECK,  # the same preflight, for database sources
     "target init": TARGET_INIT,
     "catalog rebuild": CATALOG_REBUILD,
     "secrets": SECRETS,

@@ -205,11 +205,11 @@ def test_design_example_values(
             "policies.p",
             {
                 "importance": "low",
-                "database": {"kind": "sqlite", "name": "app.db"},
+                "database": {"kind": "sqlite", "path": "/var/lib/app/app.db"},
                 "targets": ["t"],
             },
-            lambda c: c.policies["p"].sources,
-            (),
+            lambda c: (c.policies["p"].sources, c.policies["p"].database.name),
+            ((), "app"),  # a sqlite database is a file: its name is the file's stem
         ),
         (
             "policies.t",
@@ -366,7 +366,7 @@ def test_minimal_document_is_manual_only_with_defaults(tmp_path: Path) -> None:
         (
             "policies.p.database",
             {"kind": "oracle", "name": "x"},
-            "policies.p.database.kind: 'oracle' is not one of postgres, mysql, sqlite",
+            "policies.p.database.kind: 'oracle' is not one of postgres, mariadb, mysql, sqlite",
         ),
         (
             "policies.p.database",
