@@ -176,9 +176,13 @@ def deliver_due(
             continue
         try:
             sender(channel, _notice_from_json(row.notice))
-        except (NotifyError, OrchestratorError, _RTFailed) as exc:
+        except Exception as exc:  # a sender's bug must not stop the pass
             transient = getattr(exc, "transient", True)
-            error = getattr(exc, "message", str(exc))
+            if isinstance(exc, NotifyError | OrchestratorError | _RTFailed):
+                error = getattr(exc, "message", str(exc))
+            else:  # its text is unknown: it could hold a URL's token; the type only
+                log.debug("notify: %s failed", row.channel, exc_info=True)
+                error = f"unexpected error ({type(exc).__name__}); run with -vv for details"
             given_up = not transient or backoff.gives_up(row.attempts + 1, row.created_at, now)
             later = (
                 None if given_up else backoff.next_attempt(row.attempts + 1, now, key=str(row.id))
