@@ -43,6 +43,8 @@ _CHANGES = {  # ticket.changed: a person's action
     "resolve": "resolved",
     "close": "closed",
     "rate": "rated",
+    "approve": "approved",  # restore requests
+    "reject": "rejected",
 }
 
 
@@ -55,6 +57,8 @@ def notice_of(event: Event, ticket: Any) -> Notice | None:
     )
     if kind is None:
         return None
+    if kind == "opened" and ticket.kind == "restore-request":
+        kind = "request"  # a person asked for a restore: operators hear of it to approve
     where = "@".join(x for x in (ticket.policy, ticket.target) if x)
     subject = f"ticket {ticket.id} {kind}: {ticket.kind}" + (  # each sender shows the priority
         f" of {where}" if where else ""

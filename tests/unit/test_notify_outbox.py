@@ -107,3 +107,17 @@ def test_a_channel_that_fails_waits_for_the_next_pass(tmp_path: Path) -> None:
     done = deliver_due(catalog, [hook("slow"), hook("ok")], str, T, send=send)  # type: ignore[arg-type]
     assert tried == ["slow", "ok"] and done.sent == [("ok", 4)]
     assert [r.channel for r in catalog.due_notices(T + timedelta(hours=1))] == ["slow", "slow"]
+
+
+def test_a_restore_request_is_told_as_one() -> None:
+    import dataclasses
+
+    request = dataclasses.replace(TICKET, kind="restore-request", requester="alice")
+    asked = notice_of(event("ticket.opened"), request)
+    approved = notice_of(event("ticket.changed", action="approve"), request)
+    rejected = notice_of(event("ticket.changed", action="reject"), request)
+    assert [n.event for n in (asked, approved, rejected) if n] == [
+        "request",
+        "approved",
+        "rejected",
+    ]
