@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("orchestrator.audit")
 
 CHECKPOINT = "checkpoint"  # the newest, in each place
-WITNESS_FILES = ("checkpoint", "audit-key.pub")  # targets.base.AUDIT_FILES
-KEY_MADE = False  # this process made the signing key (by whichever trail object)
 HISTORY = "checkpoints"  # every one, named by its size
 PUBLIC_KEY = "audit-key.pub"
 DAY = timedelta(days=1)
@@ -67,6 +65,7 @@ class AuditTrail:
         self._no_key_yet = False  # an automatic checkpoint found no key and may make none
         # local repositories' copies (AUDIT_FOLDER): evidence this log had a key
         self.witnesses: list[Path] = []
+        self._last_extends: cpmod.Extends | None = None  # of the last checkpoint signed
 
     # ------------------------------------------------------------------ records
 
@@ -123,8 +122,6 @@ class AuditTrail:
                 new_key_file=self.explicit or (legacy is not None and legacy.is_file()),
             )
             self.key_made = created
-            global KEY_MADE
-            KEY_MADE = KEY_MADE or created
             _say_created_key_file(vault)
             vkey = cpmod.verifier_key(name, self._signer.public).text()
             if expected not in (None, self._signer.public):
@@ -150,9 +147,11 @@ class AuditTrail:
     def _why_no_new_key(self) -> str | None:
         """None when this log may get its first key; else the reason it may not: a
         public key or a checkpoint of it here, or in a local repository's copy."""
+        from orchestrator.targets.base import AUDIT_FILES
+
         pub = self.public_key_file
         signed = self.history_dir.is_dir() and any(self.history_dir.iterdir())
-        copies = [d for d in self.witnesses if any((d / n).exists() for n in WITNESS_FILES)]
+        copies = [d for d in self.witnesses if any((d / n).exists() for n in AUDIT_FILES)]
         if not pub.exists() and not signed and not copies:
             return None
         has = (
@@ -230,7 +229,8 @@ class AuditTrail:
 
     def _checkpoint(self, state: TreeState) -> str:
         signer = self.signer()
-        self._refuse_a_rewritten_log(state)
+        self._last_extends = self._extends()  # the log read once, for this and the publish
+        self._refuse_a_rewritten_log(state, self._last_extends)
         cp = cpmod.Checkpoint(signer.name, state.size, state.tree.root())
         text = cpmod.sign(cp, signer.name, signer.public, signer.sign)
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
@@ -248,14 +248,14 @@ class AuditTrail:
             log.error("audit: checkpoint %d not exported: %s", state.size, exc.message)
         return text
 
-    def _refuse_a_rewritten_log(self, state: TreeState) -> None:
+    def _refuse_a_rewritten_log(self, state: TreeState, extends: cpmod.Extends) -> None:
         """Never sign a log that no longer starts with the records of its own newest
         checkpoint: the key would vouch for a rewritten history."""
         latest = self.latest_checkpoint()
         if latest is None:
             return
         cp, _, _ = cpmod.parse(latest[0], "the newest checkpoint")
-        if cp.size <= state.size and not self._extends()(cp.size, cp.root):
+        if cp.size <= state.size and not extends(cp.size, cp.root):
             raise AuditLogError(
                 f"the audit log no longer starts with the {cp.size} records of its newest "
                 f"checkpoint: it was rewritten; not signed (run 'orchestrator audit verify')"
@@ -281,7 +281,7 @@ class AuditTrail:
         vkey = cpmod.verifier_key(signer.name, signer.public).text() + "\n"
         done = []
         self.refused = []
-        extends = self._extends()
+        extends = self._last_extends or self._extends()  # the log as the checkpoint read it
         for label, publish, is_remote in self.publishers:
             if is_remote and not remote:
                 continue

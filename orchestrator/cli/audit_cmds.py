@@ -55,14 +55,13 @@ def _read_text(path: Path, what: str) -> str:
 def audit_init(obj: Obj) -> None:
     """Make the signing key (once: its private half sealed in the secret store), sign a
     checkpoint, and print the public key for the auditors."""
-    from orchestrator.audit import trail as trail_module
     from orchestrator.audit.signing import SECRET_NAME
     from orchestrator.audit.sink import record_action
 
     trail = obj.context().audit.trail  # with the repositories to publish to
     trail.explicit = True  # asked for: may make the key (and the secret store)
     key = trail.verifier_key().text()
-    had_key = not (trail.key_made or trail_module.KEY_MADE)  # made by an earlier record?
+    had_key = not trail.key_made  # made now (by this command's first record, or just above)
     _text, size, _ = trail.checkpoint(remote=False)
     refused = list(trail.refused)
     store = obj.config.settings.state_dir / "secrets.sealed"
@@ -198,9 +197,9 @@ def audit_verify(obj: Obj, checkpoints: tuple[Path, ...], key_file: Path | None)
 def _public_key_here_or_in_a_repository(trail: Any) -> Path | None:
     """The log's public key; when it is gone from state_dir, a local repository's copy
     (the evidence a rewriter removed here still verifies against it)."""
-    from orchestrator.audit.trail import WITNESS_FILES
+    from orchestrator.targets.base import AUDIT_FILES
 
-    for place in (trail.public_key_file, *(d / WITNESS_FILES[1] for d in trail.witnesses)):
+    for place in (trail.public_key_file, *(d / AUDIT_FILES[1] for d in trail.witnesses)):
         if place.is_file():
             return place
     return None

@@ -112,30 +112,12 @@ def _check_what(ctx: Any, policy: str, paths: tuple[str, ...], when: Any) -> Non
 
 
 def _decide(obj: Obj, ticket_id: int, what: str, decide: Any, now: str | None) -> Any:
-    from orchestrator.errors import UsageError
-    from orchestrator.service.sink import TICKET_CHANGED, refused_event, ticket_event
-    from orchestrator.service.ticket import TicketError
+    from orchestrator.cli.ticket_cmds import apply_decision
 
     ctx = obj.context(acting_time(obj, now))
     at = ctx.clock.now()
     who = _who().user
-    from orchestrator.service.ticket import not_before
-
-    history = ctx.catalog.ticket_history(ticket_id)
-    last = history[-1].at if history else None
-
-    def checked(cur: Any) -> Any:
-        not_before(cur, last, at)
-        return decide(cur, who, at)
-
-    try:
-        t = ctx.catalog.change_ticket(ticket_id, checked)
-    except TicketError as exc:
-        ctx.events.publish(refused_event(ticket_id, who, what, exc.message, at))
-        raise
-    if t is None:
-        raise UsageError(f"no request {ticket_id}: 'orchestrator tickets list' lists them")
-    ctx.events.publish(ticket_event(TICKET_CHANGED, t, at, f"{what} by {who}", who, what))
+    t, _ = apply_decision(ctx, ticket_id, what, who, lambda cur: decide(cur, who, at), "request")
     return t
 
 

@@ -40,31 +40,27 @@ def _ticket_dict(t: Any, now: datetime) -> dict[str, Any]:
     from orchestrator.service import clock
 
     data = asdict(t)
-    times = clock.ClockTimes(
-        t.status, t.respond_by, t.resolve_by, t.acknowledged_at, t.resolved_at, t.escalated_at
-    )
+    times = clock.ClockTimes.of(t)
     data["response"] = clock.response_state(times, now)
     data["resolution"] = clock.resolution_state(times, now)
     return data
 
 
-def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -> Any:
-    """Apply one person's decision; an unknown ticket or a refused change is one line,
-    and a refused one is an audit record too (`ticket.refused`)."""
+def apply_decision(
+    ctx: Any, ticket_id: int, what: str, who: str, decide: Callable[[Any], Any], noun: str
+) -> tuple[Any, Any]:
+    """One person's decision on a ticket (or request): never dated before its last
+    change; an unknown one or a refused change is one line, a refused one an audit
+    record too (`ticket.refused`); the change goes on the bus naming who made it."""
     from orchestrator.errors import UsageError
     from orchestrator.service.sink import TICKET_CHANGED, refused_event, ticket_event
-    from orchestrator.service.ticket import TicketError
-
-    ctx = obj.context()
-    who = _who()
-    holder: list[Any] = []
+    from orchestrator.service.ticket import TicketError, not_before
 
     history = ctx.catalog.ticket_history(ticket_id)
     last = history[-1].at if history else None
+    holder: list[Any] = []
 
     def recorded(t: Any) -> Any:
-        from orchestrator.service.ticket import not_before
-
         t_after, change = decide(t)
         not_before(t, last, change.at)
         holder.append(change)
@@ -77,11 +73,16 @@ def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -
         raise
     if t is None:
         raise UsageError(
-            f"no ticket {ticket_id}: 'orchestrator tickets list --status all' lists them"
+            f"no {noun} {ticket_id}: 'orchestrator tickets list --status all' lists them"
         )
     change = holder[-1]
     text = f"{what} by {who}" + (f": {change.text}" if change.text else "")
     ctx.events.publish(ticket_event(TICKET_CHANGED, t, change.at, text, who=who, action=what))
+    return t, change
+
+
+def _change(obj: Obj, ticket_id: int, what: str, decide: Callable[[Any], Any]) -> Any:
+    t, change = apply_decision(obj.context(), ticket_id, what, _who(), decide, "ticket")
     obj.emit(
         f"tickets.{what}",
         {"ticket": _ticket_dict(t, change.at)},

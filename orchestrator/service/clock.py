@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 DEFAULT_RESPONSE_HOURS: Mapping[str, float] = {"urgent": 2, "important": 4, "general": 8}
 DEFAULT_RESOLUTION_HOURS: Mapping[str, float] = {"urgent": 24, "important": 72, "general": 168}
@@ -48,6 +49,13 @@ class ClockTimes:
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     escalated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, t: Any) -> ClockTimes:
+        """The clock times of a ticket (service/ticket.py's Ticket)."""
+        return cls(
+            t.status, t.respond_by, t.resolve_by, t.acknowledged_at, t.resolved_at, t.escalated_at
+        )
 
 
 OPEN = ("new", "acknowledged")

@@ -92,9 +92,7 @@ def priority_figures(tickets: Sequence[Any], now: datetime) -> list[PriorityFigu
         responses, resolutions = [], []
         answered_states, resolved_states = [], []  # of the clocks that have run out
         for t in mine:
-            times = clock.ClockTimes(
-                t.status, t.respond_by, t.resolve_by, t.acknowledged_at, t.resolved_at
-            )
+            times = clock.ClockTimes.of(t)
             answered = t.acknowledged_at or t.resolved_at
             if answered is not None:
                 responses.append(_hours(t.opened_at, answered))
@@ -170,9 +168,7 @@ def build(
     }
     breaches = []
     for t in tickets:
-        times = clock.ClockTimes(
-            t.status, t.respond_by, t.resolve_by, t.acknowledged_at, t.resolved_at
-        )
+        times = clock.ClockTimes.of(t)
         response, resolution = clock.response_state(times, now), clock.resolution_state(times, now)
         if "breached" in (response, resolution) or "late" in (response, resolution):
             breaches.append(

@@ -189,21 +189,12 @@ def escalate_due(
     done = []
     to = ", ".join(contacts) or "the channels that hear escalations ([notify.NAME])"
     for t in catalog.tickets(statuses=("new",)):
-        times = clock.ClockTimes(
-            t.status, t.respond_by, t.resolve_by, t.acknowledged_at, None, t.escalated_at
-        )
+        times = clock.ClockTimes.of(t)
         if not clock.needs_escalation(times, now):
             continue
 
         def decide(cur: tk.Ticket) -> tuple[tk.Ticket, tk.Change]:
-            again = clock.ClockTimes(
-                cur.status,
-                cur.respond_by,
-                cur.resolve_by,
-                cur.acknowledged_at,
-                None,
-                cur.escalated_at,
-            )
+            again = clock.ClockTimes.of(cur)
             if not clock.needs_escalation(again, now):  # another daemon was first
                 raise _AlreadyDone
             return tk.escalated(cur, now, to)

@@ -104,6 +104,10 @@ def test_an_unacknowledged_ticket_is_escalated_once_by_the_daemon(workspace: Wor
     ws.orc("tickets", "ack", str(t["id"]), "--now", "2026-11-02T05:10")
     [acked] = tickets(ws)
     assert (acked["status"], acked["response"]) == ("acknowledged", "late")
+    # the audit record keeps the real time beside the one the operator claimed
+    [ack] = [r for r in audit(ws) if r["details"] and r["details"].get("action") == "ack"]
+    assert ack["event_time"].startswith("2026-11-02T05:10")
+    assert not ack["time"].startswith("2026-11-02")
 
 
 def test_refused_ticket_actions_are_one_line_exit_2_and_audited(workspace: Workspace) -> None:

@@ -670,3 +670,17 @@ def test_load_config_validates_content(tmp_path: Path) -> None:
         "policies.extra: has no sources and no database: nothing to back up",
         "policies.extra: missing required key 'targets'",
     ]
+
+
+def test_escalate_names_notify_channels(tmp_path: Path) -> None:
+    """[service] escalate names [notify.NAME] channels: anything else is refused."""
+    doc = _minimal()
+    doc["service"] = {"escalate": ["pager", "nobody"]}
+    doc["notify"] = {
+        "pager": {"kind": "webhook", "url": "https://h.example/x", "secret": "secret:k"}
+    }
+    assert _problems(doc, tmp_path) == [
+        "service.escalate[1]: 'nobody' is not a [notify.NAME] channel (known: pager)"
+    ]
+    del doc["service"]["escalate"][1]
+    assert _parse(doc, tmp_path).service.escalate == ("pager",)
